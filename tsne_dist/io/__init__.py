@@ -1,0 +1,1 @@
+"""Readers for vectors, ids and metadata from local paths or fsspec URLs."""

@@ -1,0 +1,164 @@
+"""Reading item vectors (.npy, Parquet, Zarr) and checking they can be mapped."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import zarr
+
+from ..errors import ConfigError, InputError
+from .sources import open_fs, require_exists, suffix_of
+
+logger = logging.getLogger("tsne_dist")
+
+
+def read_vectors(url: str, vector_col: str | None = None, id_col: str = "id") -> tuple[np.ndarray, np.ndarray | None]:
+    """Read vectors, and ids when the file carries them.
+
+    Parameters
+    ----------
+    url : str
+        Local path or fsspec URL ending in .npy, .parquet or .zarr.
+    vector_col : str, optional
+        Parquet only: the list/array column holding each vector.
+    id_col : str
+        Parquet only: the id column (excluded from the dimensions).
+
+    Returns
+    -------
+    vectors : np.ndarray
+        (N, D) array as stored (checked by :func:`check_vectors`).
+    ids : np.ndarray or None
+        Ids from the Parquet ``id_col``, else None.
+    """
+    require_exists(url, "vectors file")
+    suffix = suffix_of(url)
+    if suffix == ".npy":
+        return _read_npy(url), None
+    if suffix == ".parquet":
+        return _read_parquet(url, vector_col, id_col)
+    if suffix == ".zarr":
+        return _read_zarr(url), None
+    raise InputError(f"cannot tell the format of {url}", "use a .npy, .parquet or .zarr file for --vectors")
+
+
+def _read_npy(url: str) -> np.ndarray:
+    fs, path = open_fs(url)
+    if fs.protocol in ("file", ("file", "local")) or "file" in fs.protocol:
+        try:
+            return np.load(path, mmap_mode="r", allow_pickle=False)
+        except ValueError as exc:
+            raise InputError(f"{url} is not a numeric .npy array ({exc})", "save the vectors with np.save as float") from None
+    with fs.open(path, "rb") as handle:
+        try:
+            return np.load(handle, allow_pickle=False)
+        except ValueError as exc:
+            raise InputError(f"{url} is not a numeric .npy array ({exc})", "save the vectors with np.save as float") from None
+
+
+def _read_parquet(url: str, vector_col: str | None, id_col: str) -> tuple[np.ndarray, np.ndarray | None]:
+    fs, path = open_fs(url)
+    table = pq.read_table(path, filesystem=fs)
+    ids = table.column(id_col).to_numpy() if id_col in table.column_names else None
+    if vector_col is not None:
+        if vector_col not in table.column_names:
+            raise ConfigError(
+                f"vector column {vector_col!r} is not in {url}",
+                f"columns are: {', '.join(table.column_names)}",
+            )
+        return _list_column_to_array(table.column(vector_col), url), ids
+    columns = [name for name in table.column_names if name != id_col]
+    numeric = [name for name in columns if _is_numeric(table.schema.field(name).type)]
+    lists = [name for name in columns if pa.types.is_list(table.schema.field(name).type)
+             or pa.types.is_fixed_size_list(table.schema.field(name).type)
+             or pa.types.is_large_list(table.schema.field(name).type)]
+    if not numeric and len(lists) == 1:
+        return _list_column_to_array(table.column(lists[0]), url), ids
+    if not numeric:
+        raise InputError(
+            f"{url} has no numeric columns to use as vectors (columns: {', '.join(table.column_names)})",
+            "store one numeric column per dimension, or one list column and pass --vector-col",
+        )
+    non_numeric = [name for name in columns if name not in numeric]
+    if non_numeric:
+        raise InputError(
+            f"{url} mixes numeric and non-numeric columns ({', '.join(non_numeric[:5])})",
+            f"keep only the id column ({id_col!r}) and numeric dimensions, or pass --vector-col",
+        )
+    frame = table.select(numeric).to_pandas()
+    return frame.to_numpy(dtype=np.float64, na_value=np.nan), ids
+
+
+def _is_numeric(arrow_type: pa.DataType) -> bool:
+    return pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type)
+
+
+def _list_column_to_array(column: pa.ChunkedArray, url: str) -> np.ndarray:
+    values = column.to_pylist()
+    if any(value is None for value in values):
+        missing = sum(value is None for value in values)
+        raise InputError(f"{url}: {missing} rows have no vector", "drop those rows or fill them")
+    lengths = {len(value) for value in values}
+    if len(lengths) > 1:
+        raise InputError(f"{url}: vectors have different lengths ({sorted(lengths)[:5]})", "give every row the same dimension")
+    try:
+        return np.asarray(values, dtype=np.float64).reshape(len(values), -1)
+    except (TypeError, ValueError):
+        raise InputError(f"{url}: the vector column holds non-numeric values", "store numbers in the list column") from None
+
+
+def _read_zarr(url: str) -> np.ndarray:
+    try:
+        node = zarr.open(url, mode="r")
+    except Exception as exc:  # noqa: BLE001 - zarr raises many kinds for unreadable stores
+        raise InputError(f"cannot read the Zarr store {url}: {exc}", "pass a Zarr array or a group with a 'vectors' array") from None
+    if isinstance(node, zarr.Group):
+        if "vectors" not in node:
+            raise InputError(f"Zarr group {url} has no 'vectors' array", "point --vectors at the array itself")
+        node = node["vectors"]
+    return node[...]
+
+
+def check_vectors(vectors: np.ndarray, source: str, perplexity: float) -> np.ndarray:
+    """Validate vectors and return them as C-contiguous float32.
+
+    Raises
+    ------
+    InputError
+        Empty input, zero dimensions, non-numeric values, NaN/inf, or fewer
+        items than ``3 * perplexity + 1``.
+    """
+    array = np.asarray(vectors)
+    if array.dtype.kind not in "biuf":
+        raise InputError(f"vectors in {source} are not numeric (dtype {array.dtype})", "store the vectors as float or int numbers")
+    if array.ndim == 0 or array.shape[0] == 0:
+        raise InputError(f"{source} holds no items (0 rows)", "give at least one vector per item")
+    if array.ndim != 2:
+        raise InputError(f"vectors in {source} must be a 2-D (items x dimensions) array, got shape {array.shape}",
+                         "reshape to (n_items, n_dims)")
+    if array.shape[1] == 0:
+        raise InputError(f"vectors in {source} have zero dimensions (shape {array.shape})", "give each item at least one number")
+    n_items = array.shape[0]
+    needed = int(np.floor(3 * perplexity)) + 1
+    if n_items < needed:
+        fitting = max(1, (n_items - 1) // 3)
+        raise InputError(
+            f"{n_items} items are too few for perplexity {perplexity:g} (needs at least {needed})",
+            f"use --perplexity {fitting} or fewer, or add items",
+        )
+    array = np.ascontiguousarray(array, dtype=np.float32)
+    bad_rows = _count_nonfinite_rows(array)
+    if bad_rows:
+        raise InputError(f"{bad_rows} of {n_items} rows in {source} hold NaN or inf", "fix or drop those rows")
+    return array
+
+
+def _count_nonfinite_rows(array: np.ndarray, block: int = 65536) -> int:
+    bad = 0
+    for start in range(0, array.shape[0], block):
+        bad += int((~np.isfinite(array[start:start + block])).any(axis=1).sum())
+    return bad
+

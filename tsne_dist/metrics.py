@@ -1,0 +1,198 @@
+"""How far a map can be trusted, at a cost of O(sample), never O(N^2).
+
+- ``knn_recall@k``: for sampled items, the share of their exact high-D k nearest
+  neighbours that are also among their k nearest neighbours in the map.
+- ``trustworthiness@k``: Venna & Kaski's measure, estimated from sampled query
+  items with exact high-D ranks over all N items (equals scikit-learn's value
+  when every item is sampled).
+- silhouettes of a label column in 2-D and high-D, on a sample.
+- collapse checks on the raw vectors.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+import pandas as pd
+from scipy.spatial import cKDTree
+from sklearn.metrics import silhouette_score
+
+from .neighbors.api import prepare_metric
+from .neighbors.bruteforce import squared_distances
+
+logger = logging.getLogger("tsne_dist")
+
+QUERY_BLOCK = 256
+
+
+@dataclass
+class NeighbourQuality:
+    """Sampled neighbour-preservation figures."""
+
+    recall: float
+    trustworthiness: float
+    n_sampled: int
+
+
+def sample_items(n_items: int, sample_size: int, seed: int) -> np.ndarray:
+    """Sorted row numbers of a seeded random sample (all rows when N <= sample_size)."""
+    if n_items <= sample_size:
+        return np.arange(n_items)
+    return np.sort(np.random.default_rng(seed).choice(n_items, size=sample_size, replace=False))
+
+
+@numba.njit(parallel=True, cache=True)
+def _ranks_below(distances: np.ndarray, thresholds: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """For each row i and threshold t: how many entries of row i are < thresholds[i, t]."""
+    n_rows, n_cols = distances.shape
+    n_thresholds = thresholds.shape[1]
+    counts = np.zeros((n_rows, n_thresholds), dtype=np.int64)
+    for row in numba.prange(n_rows):
+        for col in range(n_cols):
+            value = distances[row, col]
+            for t in range(n_thresholds):
+                if value < thresholds[row, t]:
+                    counts[row, t] += 1
+    return counts
+
+
+def neighbour_quality(vectors: np.ndarray, layout: np.ndarray, *, k: int = 10, sample: int = 5000,
+                      seed: int = 0, metric: str = "euclidean") -> NeighbourQuality:
+    """kNN recall@k and trustworthiness@k of a layout, from sampled query items.
+
+    Parameters
+    ----------
+    vectors : np.ndarray
+        (N, D) high-dimensional vectors.
+    layout : np.ndarray
+        (N, 2) map coordinates.
+    k : int
+        Neighbourhood size.
+    sample : int
+        Query items sampled (all when N is smaller).
+    seed : int
+        Seed of the sample.
+    metric : str
+        High-D metric: ``euclidean`` or ``cosine``.
+
+    Returns
+    -------
+    NeighbourQuality
+    """
+    n_items = vectors.shape[0]
+    k = min(k, n_items - 1)
+    queries = sample_items(n_items, sample, seed)
+    map_neighbours = _map_neighbours(layout, queries, k)
+    data = prepare_metric(vectors, metric).astype(np.float64)
+    sq_norms = (data * data).sum(axis=1)
+    hits = 0
+    penalty = 0.0
+    for start in range(0, len(queries), QUERY_BLOCK):
+        block = queries[start:start + QUERY_BLOCK]
+        distances = squared_distances(data[block], data, sq_norms)
+        distances[np.arange(len(block)), block] = np.inf
+        true_neighbours = _smallest_k(distances, k)
+        block_map = map_neighbours[start:start + QUERY_BLOCK]
+        hits += sum(len(np.intersect1d(t, m, assume_unique=True)) for t, m in zip(true_neighbours, block_map))
+        map_distances = np.take_along_axis(distances, block_map, axis=1)
+        ranks = _ranks_below(distances, map_distances) + 1  # 1-based high-D rank of each map neighbour
+        penalty += np.clip(ranks - k, 0, None).sum()
+    n_sampled = len(queries)
+    recall = hits / (n_sampled * k)
+    trust = 1.0 - 2.0 / (n_sampled * k * (2.0 * n_items - 3.0 * k - 1.0)) * penalty
+    return NeighbourQuality(recall=float(recall), trustworthiness=float(trust), n_sampled=n_sampled)
+
+
+def _smallest_k(distances: np.ndarray, k: int) -> np.ndarray:
+    part = np.argpartition(distances, k - 1, axis=1)[:, :k]
+    return np.sort(part, axis=1)
+
+
+def _map_neighbours(layout: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    """Exact k nearest map neighbours of the queries among all items, self excluded."""
+    tree = cKDTree(np.asarray(layout, dtype=np.float64))
+    _, found = tree.query(layout[queries], k=k + 1)
+    found = np.atleast_2d(found)
+    is_self = found == queries[:, None]
+    is_self[~is_self.any(axis=1), -1] = True
+    return np.sort(found[~is_self].reshape(len(queries), k), axis=1)
+
+
+def silhouettes(vectors: np.ndarray, layout: np.ndarray, labels: pd.Series, *, sample: int = 5000,
+                seed: int = 0) -> dict[str, float] | None:
+    """Silhouette of ``labels`` in the map and in high-D on a sample; None if undefined.
+
+    Items with a missing label are left out; at least two labels with two
+    items each are needed.
+    """
+    labels = pd.Series(labels).reset_index(drop=True)
+    known = np.flatnonzero(labels.notna().to_numpy())
+    if len(known) < 3:
+        return None
+    chosen = known[sample_items(len(known), sample, seed)]
+    codes = pd.factorize(labels.iloc[chosen])[0]
+    n_labels = len(np.unique(codes))
+    if n_labels < 2 or n_labels >= len(chosen):
+        return None
+    return {
+        "silhouette_2d": float(silhouette_score(layout[chosen], codes)),
+        "silhouette_hd": float(silhouette_score(vectors[chosen].astype(np.float64), codes)),
+    }
+
+
+def collapse_check(vectors: np.ndarray, *, sample: int = 5000, seed: int = 0) -> tuple[dict[str, float], list[str]]:
+    """Signs that the vectors collapsed (carry little information).
+
+    Parameters
+    ----------
+    vectors : np.ndarray
+        (N, D) raw vectors.
+    sample : int
+        Rows sampled for the cosine and rank estimates.
+    seed : int
+        Seed of the sample.
+
+    Returns
+    -------
+    figures : dict
+        ``dead_dimensions`` (share of dimensions with no variance),
+        ``mean_pairwise_cosine`` and ``effective_rank`` (exp of the entropy of
+        the normalised singular values of the centred sample).
+    warnings : list of str
+        Plain-words warnings; empty when nothing looks wrong.
+    """
+    rows = vectors[sample_items(vectors.shape[0], sample, seed)].astype(np.float64)
+    variances = rows.var(axis=0)
+    scale = max(float(variances.max()), 0.0)
+    dead = float((variances <= 1e-12 * scale).mean()) if scale > 0 else 1.0
+    norms = np.linalg.norm(rows, axis=1)
+    unit = rows[norms > 0] / norms[norms > 0, None]
+    mean_cosine = float(((unit.sum(axis=0) ** 2).sum() - len(unit)) / max(len(unit) * (len(unit) - 1), 1))
+    singular = np.linalg.svd(rows - rows.mean(axis=0), compute_uv=False)
+    weights = singular / singular.sum() if singular.sum() > 0 else np.ones(1)
+    weights = weights[weights > 0]
+    effective_rank = float(np.exp(-(weights * np.log(weights)).sum()))
+    figures = {"dead_dimensions": round(dead, 4), "mean_pairwise_cosine": round(mean_cosine, 4),
+               "effective_rank": round(effective_rank, 3), "n_dims": int(vectors.shape[1])}
+    return figures, _collapse_warnings(figures, scale)
+
+
+def _collapse_warnings(figures: dict[str, float], scale: float) -> list[str]:
+    warnings = []
+    if scale <= 0:
+        warnings.append("all vectors are identical: the map cannot show any structure")
+        return warnings
+    if figures["dead_dimensions"] >= 0.5:
+        warnings.append(f"{figures['dead_dimensions']:.0%} of the dimensions never vary: the vectors may have collapsed")
+    if figures["mean_pairwise_cosine"] >= 0.95:
+        warnings.append(
+            f"vectors point almost the same way (mean pairwise cosine {figures['mean_pairwise_cosine']:.2f}): "
+            "they may have collapsed; distances between them carry little information")
+    if figures["effective_rank"] < 2.0 and figures["n_dims"] >= 2:
+        warnings.append(
+            f"the vectors span about {figures['effective_rank']:.1f} effective dimensions: "
+            "they may have collapsed onto a line or a point")
+    return warnings

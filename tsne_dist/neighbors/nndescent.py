@@ -1,0 +1,57 @@
+"""Approximate kNN with pynndescent (one process, all cores)."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+logger = logging.getLogger("tsne_dist")
+
+
+def nndescent_knn(data: np.ndarray, k: int, metric: str, seed: int, n_jobs: int) -> tuple[np.ndarray, np.ndarray]:
+    """Approximate k nearest neighbours of every row, self excluded.
+
+    Parameters
+    ----------
+    data : np.ndarray
+        (N, D) float32 vectors.
+    k : int
+        Neighbours per row.
+    metric : str
+        ``euclidean`` or ``cosine`` (pynndescent's metrics).
+    seed : int
+        Seed; pynndescent is deterministic for a fixed seed.
+    n_jobs : int
+        Threads (-1: all cores).
+
+    Returns
+    -------
+    indices : np.ndarray
+        (N, k) int32.
+    distances : np.ndarray
+        (N, k) float32.
+    """
+    from pynndescent import NNDescent
+
+    n_items = data.shape[0]
+    n_trees = min(64, 5 + int(round(np.sqrt(n_items) / 20)))
+    n_iters = max(5, int(round(np.log2(n_items))))
+    index = NNDescent(
+        data, n_neighbors=k + 1, metric=metric, n_trees=n_trees, n_iters=n_iters,
+        max_candidates=60, random_state=seed, n_jobs=n_jobs, low_memory=True, verbose=False,
+    )
+    indices, distances = index.neighbor_graph
+    return drop_self(indices, distances, k)
+
+
+def drop_self(indices: np.ndarray, distances: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Remove each row's own index from its k+1 neighbours (or the last one if absent)."""
+    n_items = indices.shape[0]
+    is_self = indices == np.arange(n_items)[:, None]
+    has_self = is_self.any(axis=1)
+    is_self[~has_self, -1] = True
+    keep = ~is_self
+    out_indices = indices[keep].reshape(n_items, k).astype(np.int32)
+    out_distances = distances[keep].reshape(n_items, k).astype(np.float32)
+    return out_indices, out_distances

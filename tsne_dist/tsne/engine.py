@@ -1,0 +1,135 @@
+"""t-SNE engines behind one call: the optimiser schedule openTSNE uses.
+
+Until our own FFT engine lands, ``auto`` runs openTSNE's FFT-accelerated
+optimiser fed with our affinities and initialisation.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..errors import ConfigError
+from ..progress import Progress
+
+logger = logging.getLogger("tsne_dist")
+
+CALLBACK_EVERY = 50
+
+
+@dataclass
+class OptimizeResult:
+    """A finished layout and how it got there.
+
+    Attributes
+    ----------
+    layout : np.ndarray
+        (N, 2) float32 coordinates.
+    kl_divergence : float
+        KL(P || Q) at the last iteration.
+    kl_history : list of (iteration, kl, seconds)
+        Every ``CALLBACK_EVERY`` iterations.
+    engine : str
+        Engine that ran.
+    reason : str
+        Why it was chosen.
+    """
+
+    layout: np.ndarray
+    kl_divergence: float
+    engine: str
+    reason: str
+    kl_history: list[tuple[int, float, float]] = field(default_factory=list)
+
+
+def choose_engine(requested: str) -> tuple[str, str]:
+    """The engine that runs for ``requested`` and why."""
+    if requested == "auto":
+        return "opentsne", "the only engine in this version (CPU, FFT-accelerated)"
+    if requested == "opentsne":
+        return "opentsne", "requested"
+    raise ConfigError(f"unknown engine {requested!r}", "use --engine auto or opentsne")
+
+
+def learning_rate_for(n_items: int, exaggeration: float, learning_rate: float | str) -> float:
+    """openTSNE's 'auto' learning rate: max(N / exaggeration, 50)."""
+    if learning_rate == "auto":
+        return max(n_items / exaggeration, 50.0)
+    return float(learning_rate)
+
+
+def optimize_layout(P: sp.csr_matrix, init: np.ndarray, *, engine: str = "auto", n_iter: int = 750,
+                    early_exaggeration_iter: int = 250, early_exaggeration: float = 12.0,
+                    exaggeration: float = 1.0, learning_rate: float | str = "auto", seed: int = 0,
+                    n_jobs: int = -1) -> OptimizeResult:
+    """Optimise a 2-D t-SNE layout for the affinities ``P``.
+
+    Parameters
+    ----------
+    P : scipy.sparse.csr_matrix
+        (N, N) symmetric affinities summing to 1.
+    init : np.ndarray
+        (N, 2) initial layout (std ~1e-4).
+    engine : str
+        ``auto`` or ``opentsne``.
+    n_iter : int
+        Total iterations, early exaggeration included.
+    early_exaggeration_iter, early_exaggeration : int, float
+        Length and factor of the early-exaggeration phase (momentum 0.5).
+    exaggeration : float
+        Factor for the remaining iterations (momentum 0.8).
+    learning_rate : float or "auto"
+        Step size; "auto" is max(N / exaggeration, 50) for each phase.
+    seed : int
+        Seed for anything random in the engine.
+    n_jobs : int
+        Threads (-1: all cores).
+
+    Returns
+    -------
+    OptimizeResult
+    """
+    chosen, reason = choose_engine(engine)
+    logger.info("t-SNE engine: %s (%s)", chosen, reason)
+    return _optimize_opentsne(P, init, n_iter, early_exaggeration_iter, early_exaggeration, exaggeration,
+                              learning_rate, seed, n_jobs, reason)
+
+
+def _optimize_opentsne(P, init, n_iter, early_iter, early_exaggeration, exaggeration, learning_rate,
+                       seed, n_jobs, reason) -> OptimizeResult:
+    from openTSNE import TSNEEmbedding
+    from openTSNE.affinity import Affinities
+
+    affinities = Affinities()
+    affinities.P = P.astype(np.float64).tocsr()
+    threads = (os.cpu_count() or 1) if n_jobs == -1 else n_jobs
+    embedding = TSNEEmbedding(np.asarray(init, dtype=np.float64), affinities, negative_gradient_method="fft",
+                              random_state=seed, n_jobs=threads, verbose=False)
+    history: list[tuple[int, float, float]] = []
+    start = time.perf_counter()
+    phases = [(early_iter, early_exaggeration, 0.5), (n_iter - early_iter, exaggeration, 0.8)]
+    done = 0
+    with Progress(n_iter, "t-SNE") as progress:
+        for phase_iter, phase_exaggeration, momentum in phases:
+            if phase_iter <= 0:
+                continue
+
+            def report(iteration: int, kl: float, _embedding: np.ndarray, offset: int = done) -> None:
+                history.append((offset + iteration, float(kl), round(time.perf_counter() - start, 3)))
+                progress.advance(CALLBACK_EVERY, note=f"KL {kl:.4f}")
+
+            embedding = embedding.optimize(
+                n_iter=phase_iter, exaggeration=phase_exaggeration, momentum=momentum,
+                learning_rate=learning_rate_for(P.shape[0], phase_exaggeration, learning_rate),
+                callbacks=[report], callbacks_every_iters=CALLBACK_EVERY, inplace=True,
+            )
+            done += phase_iter
+    layout = np.asarray(embedding, dtype=np.float64)
+    kl = float(embedding.kl_divergence) if embedding.kl_divergence is not None else float("nan")
+    return OptimizeResult(layout=layout.astype(np.float32), kl_divergence=kl, engine="opentsne",
+                          reason=reason, kl_history=history)

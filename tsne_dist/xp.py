@@ -1,0 +1,41 @@
+"""The array module: NumPy, or CuPy when a CUDA device is usable."""
+
+from __future__ import annotations
+
+import logging
+from types import ModuleType
+
+import numpy as np
+
+logger = logging.getLogger("tsne_dist")
+
+
+def cupy_or_none() -> ModuleType | None:
+    """CuPy if it is installed and sees at least one CUDA device, else None."""
+    try:
+        import cupy
+    except ImportError:
+        return None
+    try:
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            return None
+    except Exception:  # noqa: BLE001 - any CUDA runtime failure means "no usable GPU"
+        return None
+    return cupy
+
+
+def get_array_module(array: object) -> ModuleType:
+    """``cupy`` for CuPy arrays, else ``numpy``."""
+    module = type(array).__module__
+    if module.startswith("cupy"):
+        import cupy
+
+        return cupy
+    return np
+
+
+def to_numpy(array: object) -> np.ndarray:
+    """Bring an xp array to host memory as a NumPy array."""
+    if hasattr(array, "get"):
+        return array.get()
+    return np.asarray(array)
