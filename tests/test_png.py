@@ -112,9 +112,11 @@ def test_top_k_render_with_many_categories(tmp_path: Path) -> None:
     rng = np.random.default_rng(2)
     xy = rng.normal(size=(2000, 2))
     values = pd.Series(rng.integers(0, 40, size=2000).astype(str))
-    values[::10] = None
-    rgb = _render(tmp_path, xy, values, top_k=3)
-    assert _colored(rgb).sum() > 100
+    values[::2] = "big"
+    values[1::10] = None
+    rgb = _render(tmp_path, xy, values, top_k=1)  # "big", "other", "missing"
+    assert _colored(rgb).sum() > 100  # "big" in colour
+    assert (_inked(rgb) & ~_colored(rgb)).sum() > 100  # "other"/"missing" in grey
 
 
 def test_continuous_values_follow_colormap_and_bar(tmp_path: Path) -> None:
@@ -153,13 +155,12 @@ def test_nan_values_are_drawn_grey(tmp_path: Path) -> None:
     ("xy", "values"),
     [
         (np.full((50, 2), 3.5), None),
-        (np.full((50, 2), -2.0), pd.Series(["a", "b"] * 25)),
+        (np.full((51, 2), -2.0), pd.Series(["a", "b", "c"] * 17)),
         (np.full((50, 2), 1e9), pd.Series(np.linspace(0, 1, 50))),
         (np.array([[1.0, 2.0]]), None),
         (np.array([[1.0, 2.0]]), pd.Series([0.5])),
-        (np.array([[1.0, 2.0]]), pd.Series(["only"])),
     ],
-    ids=["same-single", "same-categorical", "same-continuous-far", "one", "one-continuous", "one-categorical"],
+    ids=["same-single", "same-categorical", "same-continuous-far", "one", "one-continuous"],
 )
 def test_degenerate_layouts_render_a_visible_point(tmp_path: Path, xy: np.ndarray, values: pd.Series | None) -> None:
     rgb = _render(tmp_path, xy, values)

@@ -64,6 +64,9 @@ class RunStore:
     def _open_root(self, identity: dict[str, Any], config: dict[str, Any], overwrite: bool) -> zarr.Group:
         if os.path.exists(self.path):
             problem = self._incompatibility(identity)
+            if problem and not self._has_finished_stage():
+                logger.debug("replacing %s: it holds no finished stage (%s)", self.path, problem)
+                overwrite = True
             if problem and not overwrite:
                 raise StoreError(
                     f"{self.path} holds a run made from {problem}",
@@ -78,6 +81,13 @@ class RunStore:
             "identity": identity, "config": config,
         })
         return root
+
+    def _has_finished_stage(self) -> bool:
+        try:
+            root = zarr.open_group(self.path, mode="r")
+            return any(root[name].attrs.asdict().get(MARKER_KEY) for name in root.group_keys())
+        except Exception:  # noqa: BLE001 - unreadable: treat as holding a run, refuse to delete
+            return True
 
     def _incompatibility(self, identity: dict[str, Any]) -> str | None:
         try:

@@ -360,9 +360,20 @@ def _continuous_shader(frame: pd.DataFrame, cmap: list[str], span: tuple[float, 
             return grey
         mean = canvas.points(frame, "x", "y", ds.mean("v"))
         colored = tf.shade(mean, cmap=cmap, how="linear", span=span)
-        return tf.stack(grey, colored)
+        return _over(colored, grey)
 
     return shade
+
+
+def _over(top: tf.Image, bottom: tf.Image) -> tf.Image:
+    """``top`` where it has any colour, else ``bottom``.
+
+    Enough for an opaque-or-empty ``top`` (colour-mapped means are); avoids
+    ``tf.stack``, whose first use compiles datashader's compositors for
+    seconds.
+    """
+    top_px, bottom_px = np.asarray(top.data), np.asarray(bottom.data)
+    return top.copy(data=np.where(top_px >> 24 != 0, top_px, bottom_px))
 
 
 def _single_shader(frame: pd.DataFrame) -> Shader:

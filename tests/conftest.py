@@ -1,0 +1,59 @@
+"""Shared fixtures: small real-shaped catalogs written to disk, and a CLI runner."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+import zarr
+
+from tsne_dist.cli import main
+from tsne_dist.datasets import synthetic_catalog
+
+# Short optimisation for tests that check plumbing rather than map quality.
+FAST = ["--n-iter", "120", "--early-exaggeration-iter", "40", "--perplexity", "10"]
+
+
+@pytest.fixture(scope="session")
+def catalog() -> tuple[np.ndarray, pd.DataFrame]:
+    """600 items x 16 dims with 4 categories x 3 subcategories."""
+    return synthetic_catalog(600, 16, n_categories=4, n_subcategories=3, seed=1)
+
+
+@pytest.fixture()
+def catalog_files(tmp_path, catalog) -> dict[str, str]:
+    """The catalog as vectors.npy, ids.npy and metadata.parquet."""
+    vectors, metadata = catalog
+    paths = {
+        "vectors": str(tmp_path / "vectors.npy"),
+        "ids": str(tmp_path / "ids.npy"),
+        "metadata": str(tmp_path / "metadata.parquet"),
+    }
+    np.save(paths["vectors"], vectors)
+    np.save(paths["ids"], metadata["id"].to_numpy().astype(str))
+    metadata.to_parquet(paths["metadata"], index=False)
+    return paths
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    """Run ``tsne-dist`` in-process; return (exit code, stdout, stderr)."""
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def done_stages(out: str) -> list[str]:
+    """Stages of the run store in ``out`` that carry a completion marker."""
+    path = os.path.join(out, "run.zarr")
+    if not os.path.isdir(path):
+        return []
+    root = zarr.open_group(path, mode="r")
+    return sorted(name for name in root.group_keys() if root[name].attrs.asdict().get("stage"))
+
+
+def read_metrics(out: str) -> dict:
+    with open(os.path.join(out, "metrics.json")) as handle:
+        return json.load(handle)

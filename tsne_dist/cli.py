@@ -1,0 +1,139 @@
+"""`tsne-dist`: parse flags, call the pipeline, show progress and one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+from . import __version__
+from .errors import UserError
+from .progress import enable_bars
+
+logger = logging.getLogger("tsne_dist")
+
+RUN_FLAGS = {
+    # flag: (config key, type, help)
+    "--vectors": ("vectors", str, "item vectors: .npy, .parquet or .zarr (path or fsspec URL)"),
+    "--vector-col": ("vector_col", str, "Parquet: the list column holding the vectors"),
+    "--ids": ("ids", str, "item ids, one per vector row (.npy, .txt, .parquet, .csv)"),
+    "--metadata": ("metadata", str, "metadata table (.parquet or .csv) joined by --id-col"),
+    "--id-col": ("id_col", str, "id column in Parquet/CSV inputs (default: id)"),
+    "--color-by": ("color_by", str, "metadata column that colours map.png"),
+    "--label": ("label", str, "metadata column for silhouette scores"),
+    "--perplexity": ("perplexity", float, "t-SNE perplexity (default: 30)"),
+    "--n-neighbors": ("n_neighbors", int, "neighbours per item (default: 3 x perplexity)"),
+    "--knn": ("knn", str, "auto | pynndescent | bruteforce (default: auto)"),
+    "--metric": ("metric", str, "euclidean | cosine (default: euclidean)"),
+    "--engine": ("engine", str, "t-SNE engine: auto | opentsne (default: auto)"),
+    "--n-iter": ("n_iter", int, "total iterations (default: 750)"),
+    "--early-exaggeration-iter": ("early_exaggeration_iter", int, "early exaggeration iterations (default: 250)"),
+    "--learning-rate": ("learning_rate", str, "step size or 'auto' (default: auto = N / exaggeration)"),
+    "--init": ("initialization", str, "pca | random (default: pca)"),
+    "--seed": ("seed", int, "random seed (default: 0)"),
+    "--n-jobs": ("n_jobs", int, "threads, -1 for all cores (default: -1)"),
+    "--metrics-sample": ("metrics_sample", int, "items sampled for metrics (default: 5000)"),
+    "--out": ("out", str, "output folder"),
+}
+
+
+def _add_logging_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors, no progress bars")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logs, and tracebacks with errors")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``tsne-dist``."""
+    parser = argparse.ArgumentParser(prog="tsne-dist", description="Trustworthy t-SNE maps of large item catalogs.")
+    parser.add_argument("--version", action="version", version=f"tsne-dist {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="make a map from a config file and/or flags")
+    run.add_argument("config", nargs="?", help="YAML or TOML config file (flags override it)")
+    for flag, (key, kind, text) in RUN_FLAGS.items():
+        run.add_argument(flag, dest=key, type=kind, default=None, help=text)
+    run.add_argument("--overwrite", action="store_true", default=None,
+                     help="replace an incompatible run in --out (only tsne_dist's own files)")
+    _add_logging_flags(run)
+
+    demo = commands.add_parser("demo", help="map a real catalog that installs offline (MNIST 5k by default)")
+    demo.add_argument("--dataset", choices=("mnist", "digits", "glove"), default="mnist")
+    demo.add_argument("--out", default="tsne-dist-demo", help="output folder (default: ./tsne-dist-demo)")
+    demo.add_argument("--seed", type=int, default=0)
+    _add_logging_flags(demo)
+
+    info = commands.add_parser("info", help="what a run holds: stages, parameters, timings, metrics")
+    info.add_argument("out", help="the run's output folder")
+    info.add_argument("--json", action="store_true", help="print JSON instead of text")
+    _add_logging_flags(info)
+    return parser
+
+
+def setup_logging(quiet: bool, verbose: bool) -> None:
+    """Log to stderr: warnings only with --quiet, debug with --verbose."""
+    level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S"))
+    logger.handlers[:] = [handler]
+    logger.setLevel(level)
+    logger.propagate = False
+    enable_bars(not quiet)
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    from .config import build_config, read_config_file
+    from .pipeline import run
+
+    file_values = read_config_file(args.config) if args.config else {}
+    overrides = {key: getattr(args, key) for key, _, _ in RUN_FLAGS.values()}
+    overrides["overwrite"] = args.overwrite
+    run(build_config(file_values, **overrides))
+    return 0
+
+
+def _demo_command(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    result = run_demo(args.dataset, args.out, seed=args.seed)
+    print(f"map: {os.path.join(result.out, 'map.png')}")
+    print(f"knn_recall@10 {result.metrics['knn_recall@10']:.3f}  "
+          f"trustworthiness@10 {result.metrics['trustworthiness@10']:.3f}  "
+          f"silhouette_2d {result.metrics.get('silhouette_2d', float('nan')):.3f}")
+    return 0
+
+
+def _info_command(args: argparse.Namespace) -> int:
+    from .runinfo import describe, open_run
+
+    info = open_run(args.out)
+    if args.json:
+        print(json.dumps({"out": info.out, "version": info.version, "config": info.config,
+                          "stages": info.stages, "metrics": info.metrics}, indent=2, default=str))
+    else:
+        print(describe(info))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code (0 done, 2 user error, 1 anything else)."""
+    args = build_parser().parse_args(argv)
+    setup_logging(args.quiet, args.verbose)
+    handlers = {"run": _run_command, "demo": _demo_command, "info": _info_command}
+    try:
+        return handlers[args.command](args)
+    except UserError as exc:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"tsne-dist: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("tsne-dist: interrupted; finished stages are kept, rerun to continue", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""What a run leaves in OUT: layout.parquet, map.png, metrics.json, written atomically."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import tempfile
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import StoreError
+
+logger = logging.getLogger("tsne_dist")
+
+LAYOUT_FILE = "layout.parquet"
+MAP_FILE = "map.png"
+METRICS_FILE = "metrics.json"
+OUTPUT_FILES = (LAYOUT_FILE, MAP_FILE, METRICS_FILE)
+
+
+def prepare_out_dir(out: str) -> str:
+    """Create ``out`` if needed and prove it is writable; return its absolute path.
+
+    Raises
+    ------
+    StoreError
+        When the folder cannot be created or written.
+    """
+    path = os.path.abspath(out)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise StoreError(f"output path {out} exists and is not a folder", "pass --out with a folder path")
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        raise StoreError(f"cannot write to output folder {out} ({exc.strerror or exc})",
+                         "choose a folder you can write to with --out") from None
+    return path
+
+
+def write_atomically(path: str, write: Callable[[str], None]) -> None:
+    """Call ``write(tmp_path)`` then rename into ``path``, so no half file is ever seen."""
+    folder, name = os.path.split(path)
+    handle, tmp_path = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=f".tmp{os.path.splitext(name)[1]}")
+    os.close(handle)
+    try:
+        write(tmp_path)
+        os.replace(tmp_path, path)
+    finally:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+
+
+def layout_table(ids: np.ndarray, layout: np.ndarray, metadata: pd.DataFrame | None) -> pd.DataFrame:
+    """``id, x, y`` then the metadata columns (clashing names get a ``meta_`` prefix)."""
+    table = pd.DataFrame({"id": ids, "x": layout[:, 0].astype(np.float32), "y": layout[:, 1].astype(np.float32)})
+    if metadata is None:
+        return table
+    renamed = {name: f"meta_{name}" for name in metadata.columns if name in ("id", "x", "y")}
+    return pd.concat([table, metadata.rename(columns=renamed).reset_index(drop=True)], axis=1)
+
+
+def write_layout(out: str, table: pd.DataFrame) -> str:
+    """Write ``layout.parquet`` atomically; return its path."""
+    path = os.path.join(out, LAYOUT_FILE)
+    write_atomically(path, lambda tmp: table.to_parquet(tmp, index=False))
+    return path
+
+
+def write_metrics(out: str, metrics: dict[str, Any]) -> str:
+    """Write ``metrics.json`` atomically (NaN becomes null); return its path."""
+    path = os.path.join(out, METRICS_FILE)
+    text = json.dumps(_json_safe(metrics), indent=2, sort_keys=False)
+    write_atomically(path, lambda tmp: open(tmp, "w").write(text + "\n"))
+    return path
+
+
+def write_map(out: str, layout: np.ndarray, values: pd.Series | None, title: str, top_k: int) -> str:
+    """Render ``map.png`` atomically; return its path."""
+    from .viz.png import render_map
+
+    path = os.path.join(out, MAP_FILE)
+    write_atomically(path, lambda tmp: render_map(layout, tmp, values, title=title, top_k=top_k))
+    return path
+
+
+def remove_outputs(out: str) -> None:
+    """Delete the files a previous run wrote (only ours, nothing else in the folder)."""
+    for name in OUTPUT_FILES:
+        path = os.path.join(out, name)
+        if os.path.exists(path):
+            os.remove(path)
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(key): _json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
+    if isinstance(value, (np.floating, float)):
+        return None if not math.isfinite(float(value)) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
