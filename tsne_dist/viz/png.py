@@ -46,7 +46,7 @@ FRAME_COLOR = "#d0d0d0"
 BACKGROUND = "white"
 CONTINUOUS_CMAP = "viridis"
 _DPI = 100
-_MAX_LABEL_CHARS = 32
+_MAX_LABEL_CHARS = 40
 _MIN_SIZE_PX = 64
 
 Rect = tuple[int, int, int, int]  # left, bottom, width, height in figure pixels
@@ -100,8 +100,10 @@ def render_map(
     Notes
     -----
     Both axes use the same scale (a t-SNE map has no preferred direction), and
-    the data range is padded so points on the edge stay visible. Points are
-    spread by up to 3 pixels (5 below 10,000 points) where the map is sparse (``tf.dynspread``).
+    the data range is padded so points on the edge stay visible. Where the
+    map is sparse, points are spread (``tf.dynspread``) by up to 3 pixels, or
+    5 below 10,000 points. The first render in a process pays a few seconds
+    of numba compilation inside datashader.
     """
     started = time.perf_counter()
     xy = _check_xy(xy)
@@ -267,9 +269,12 @@ def _categorical_codes(values: pd.Series, top_k: int) -> _Categories:
 
 
 def _short_label(value: object) -> str:
-    """Label text for one category, cut to a readable length."""
+    """Label text for one category; long ones keep their start and end around an ellipsis."""
     text = str(value)
-    return text if len(text) <= _MAX_LABEL_CHARS else text[: _MAX_LABEL_CHARS - 1] + "\u2026"
+    if len(text) <= _MAX_LABEL_CHARS:
+        return text
+    tail = _MAX_LABEL_CHARS // 3
+    return text[: _MAX_LABEL_CHARS - tail - 1] + "\u2026" + text[-tail:]
 
 
 def _unique_labels(labels: list[str]) -> list[str]:
@@ -279,7 +284,7 @@ def _unique_labels(labels: list[str]) -> list[str]:
     for label in labels:
         candidate, k = label, 2
         while candidate in seen:
-            candidate, k = f"{label} ({k})", k + 1
+            candidate, k = f"{label} #{k}", k + 1
         seen.add(candidate)
         out.append(candidate)
     return out
@@ -422,7 +427,7 @@ def _add_legend(
     """Draw the category legend at the top right, shrunk to fit; return its width in px."""
     width, height = (round(v * _DPI) for v in fig.get_size_inches())
     margin = _margin_px(width, height)
-    room_w, room_h = 0.45 * width, height - top_px - margin
+    room_w, room_h = 0.35 * width, height - top_px - margin
     size = _font_pt(height)
     while True:
         legend = _legend_at(fig, entries, colors, name, size, (1 - margin / width, 1 - top_px / height))
@@ -503,7 +508,9 @@ def _point_frame(xy: np.ndarray, center: np.ndarray) -> pd.DataFrame:
     })
 
 
-def _data_ranges(span: np.ndarray, w: int, h: int, pad: float = 0.03) -> tuple[tuple[float, float], tuple[float, float]]:
+def _data_ranges(
+    span: np.ndarray, w: int, h: int, pad: float = 0.03
+) -> tuple[tuple[float, float], tuple[float, float]]:
     """Equal-scale x and y ranges, centred on 0, for data of extent ``span``.
 
     The larger extent (relative to the raster side) fills the ``w`` x ``h``
