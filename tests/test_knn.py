@@ -1,0 +1,66 @@
+"""Exact brute force equals a sorted full-distance reference; NNDescent reaches high recall."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.spatial.distance import cdist
+
+from tsne_dist.neighbors import choose_backend, nearest_neighbors
+from tsne_dist.neighbors.bruteforce import bruteforce_knn
+from tsne_dist.neighbors.nndescent import drop_self
+
+
+def sorted_reference(data: np.ndarray, k: int, metric: str = "sqeuclidean") -> np.ndarray:
+    distances = cdist(data.astype(np.float64), data.astype(np.float64), metric)
+    np.fill_diagonal(distances, np.inf)
+    order = np.arange(len(data))
+    return np.array([np.lexsort((order, row))[:k] for row in distances])
+
+
+@pytest.mark.parametrize("blocks", [(64, 100), (1000, 1000), (7, 13)])
+def test_bruteforce_equals_sorted_reference_with_ties(blocks):
+    rng = np.random.default_rng(0)
+    data = rng.integers(0, 3, size=(400, 4)).astype(np.float32)  # many exact ties
+    indices, distances = bruteforce_knn(data, 9, query_block=blocks[0], data_block=blocks[1])
+    expected = sorted_reference(data, 9)
+    np.testing.assert_array_equal(indices, expected)
+    full = cdist(data.astype(np.float64), data.astype(np.float64))
+    np.testing.assert_allclose(distances, np.take_along_axis(full, expected, axis=1), rtol=1e-6)
+    assert indices.dtype == np.int32 and distances.dtype == np.float32
+
+
+def test_bruteforce_cosine_matches_reference():
+    data = np.random.default_rng(1).normal(size=(300, 12)).astype(np.float32)
+    result = nearest_neighbors(data, 10, backend="bruteforce", metric="cosine")
+    expected = sorted_reference(data, 10, "cosine")
+    np.testing.assert_array_equal(result.indices, expected)
+    full = cdist(data.astype(np.float64), data.astype(np.float64), "cosine")
+    np.testing.assert_allclose(result.distances, np.take_along_axis(full, expected, axis=1), atol=1e-5)
+
+
+def test_nndescent_recall_and_self_exclusion():
+    rng = np.random.default_rng(2)
+    data = (rng.normal(size=(3000, 3)) @ rng.normal(size=(3, 20))).astype(np.float32)
+    data += 0.01 * rng.normal(size=data.shape).astype(np.float32)
+    approx = nearest_neighbors(data, 15, backend="pynndescent", seed=0)
+    exact = nearest_neighbors(data, 15, backend="bruteforce")
+    assert not (approx.indices == np.arange(3000)[:, None]).any()
+    recall = np.mean([len(np.intersect1d(a, e)) / 15 for a, e in zip(approx.indices, exact.indices)])
+    assert recall >= 0.95
+    np.testing.assert_allclose(approx.distances[:, 0], exact.distances[:, 0], rtol=1e-3, atol=1e-4)
+
+
+def test_drop_self_handles_duplicates_where_self_is_not_first():
+    indices = np.array([[1, 0, 2], [0, 2, 1], [0, 1, 3], [0, 1, 2]])
+    distances = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 2.0], [1.0, 1.0, 2.0], [1.0, 2.0, 3.0]])
+    kept, kept_distances = drop_self(indices, distances, 2)
+    np.testing.assert_array_equal(kept, [[1, 2], [0, 2], [0, 1], [0, 1]])
+    np.testing.assert_array_equal(kept_distances, [[0.0, 1.0], [0.0, 1.0], [1.0, 1.0], [1.0, 2.0]])
+
+
+def test_auto_backend_choice_says_why():
+    assert choose_backend("auto", 5000, 784)[0] == "bruteforce"
+    backend, reason = choose_backend("auto", 100_000, 50)
+    assert backend == "pynndescent" and "too large" in reason
+    assert choose_backend("pynndescent", 10, 2) == ("pynndescent", "requested")

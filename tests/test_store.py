@@ -1,0 +1,36 @@
+"""The run store's CSR encoding is anndata's; markers decide what is done."""
+
+from __future__ import annotations
+
+import anndata
+import numpy as np
+import scipy.sparse as sp
+import zarr
+
+from tsne_dist.store import RunStore, read_csr, write_csr
+
+
+def test_csr_group_is_read_by_anndata(tmp_path):
+    matrix = sp.random(50, 40, density=0.1, format="csr", random_state=0, dtype=np.float32)
+    store = RunStore(str(tmp_path), {"vectors": "x"}, {})
+    write_csr(store.begin("affinities"), matrix)
+    group = zarr.open_group(str(tmp_path / "run.zarr"), mode="r")["affinities"]
+    attrs = group.attrs.asdict()
+    assert attrs["encoding-type"] == "csr_matrix" and attrs["encoding-version"] == "0.1.0"
+    assert attrs["shape"] == [50, 40]
+    assert group["data"].dtype == np.float32 and group["indices"].dtype == np.int32
+    assert group["indptr"].dtype == np.int64
+    via_anndata = anndata.io.read_elem(group)
+    assert abs(via_anndata - matrix).max() == 0
+    assert abs(read_csr(group) - matrix).max() == 0
+
+
+def test_markers(tmp_path):
+    store = RunStore(str(tmp_path), {"vectors": "x"}, {})
+    group = store.begin("knn")
+    assert not store.is_done("knn", "fp1")
+    group.create_array("a", shape=(2,), dtype="int32")
+    store.finish("knn", "fp1", {"k": 3}, 1.5)
+    assert store.is_done("knn", "fp1") and not store.is_done("knn", "fp2")
+    store.begin("knn")  # a restarted stage drops its marker with its data
+    assert store.marker("knn") is None
