@@ -50,7 +50,7 @@ class OptimizeResult:
 def choose_engine(requested: str) -> tuple[str, str]:
     """The engine that runs for ``requested`` and why."""
     if requested == "auto":
-        return "opentsne", "the only engine in this version (CPU, FFT-accelerated)"
+        return "opentsne", "the only engine in this version (CPU; Barnes-Hut below 10k points, FFT above)"
     if requested == "opentsne":
         return "opentsne", "requested"
     raise ConfigError(f"unknown engine {requested!r}", "use --engine auto or opentsne")
@@ -108,7 +108,9 @@ def _optimize_opentsne(P, init, n_iter, early_iter, early_exaggeration, exaggera
     affinities = Affinities()
     affinities.P = P.astype(np.float64).tocsr()
     threads = (os.cpu_count() or 1) if n_jobs == -1 else n_jobs
-    embedding = TSNEEmbedding(np.asarray(init, dtype=np.float64), affinities, negative_gradient_method="fft",
+    # openTSNE's own choice: Barnes-Hut below 10,000 points, FFT interpolation above.
+    method = "bh" if P.shape[0] < 10_000 else "fft"
+    embedding = TSNEEmbedding(np.asarray(init, dtype=np.float64), affinities, negative_gradient_method=method,
                               random_state=seed, n_jobs=threads, verbose=False)
     history: list[tuple[int, float, float]] = []
     start = time.perf_counter()

@@ -129,7 +129,7 @@ def render_map(
     rect = _plot_rect(width, height, top_px, right_px)
     x_range, y_range = _data_ranges(hi - lo, rect[2], rect[3])
     canvas = ds.Canvas(plot_width=rect[2], plot_height=rect[3], x_range=x_range, y_range=y_range)
-    image = tf.dynspread(shader(canvas), threshold=0.5, max_px=5 if len(xy) < 10_000 else 3)
+    image = _spread(shader(canvas), len(xy))
     _draw_image(fig, image, rect)
 
     out = Path(path)
@@ -379,6 +379,13 @@ def _over(top: tf.Image, bottom: tf.Image) -> tf.Image:
     """
     top_px, bottom_px = np.asarray(top.data), np.asarray(bottom.data)
     return top.copy(data=np.where(top_px >> 24 != 0, top_px, bottom_px))
+
+
+def _spread(image: tf.Image, n_points: int) -> tf.Image:
+    """Grow points so a sparse map stays readable: fixed disks for small N, dynamic beyond."""
+    if n_points <= 20_000:
+        return tf.spread(image, px=2 if n_points <= 5_000 else 1, shape="circle")
+    return tf.dynspread(image, threshold=0.5, max_px=3)
 
 
 def _single_shader(frame: pd.DataFrame) -> Shader:
