@@ -186,3 +186,22 @@ def test_estimator_is_deterministic(catalog):
     second = tsne_dist.TSNE(perplexity=10, n_iter=120, early_exaggeration_iter=40, random_state=7).fit_transform(vectors)
     assert first.shape == (600, 2) and np.isfinite(first).all()
     np.testing.assert_array_equal(first, second)
+
+
+def test_in_memory_arrays_through_the_python_api(tmp_path, catalog):
+    vectors, metadata = catalog
+    settings = {"out": str(tmp_path / "o"), "perplexity": 10, "n_iter": 120, "early_exaggeration_iter": 40,
+                "color_by": "category"}
+    result = tsne_dist.run({**settings, "vectors": vectors, "ids": metadata["id"].to_numpy(),
+                            "metadata": metadata})
+    assert result.layout["id"].tolist() == metadata["id"].tolist()
+    assert result.layout["category"].tolist() == metadata["category"].tolist()
+    again = tsne_dist.run({**settings, "vectors": vectors.copy(), "ids": metadata["id"].to_numpy(),
+                           "metadata": metadata})
+    assert again.stages_run == []
+    changed = vectors.copy()
+    changed[0, 0] += 1.0
+    third = tsne_dist.run({**settings, "vectors": changed, "ids": metadata["id"].to_numpy(), "metadata": metadata})
+    assert third.stages_run[0] == "vectors"
+    with pytest.raises(tsne_dist.InputError, match="in-memory array"):
+        tsne_dist.run({**settings, "vectors": np.full((100, 3), np.nan), "out": str(tmp_path / "bad")})

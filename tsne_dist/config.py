@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 import yaml
@@ -26,17 +25,18 @@ class Config:
     out : str
         Output folder; holds ``run.zarr``, ``layout.parquet``, ``map.png``,
         ``metrics.json``.
-    vectors : str, optional
-        Path or fsspec URL of the item vectors (.npy, .parquet, .zarr).
+    vectors : str or np.ndarray, optional
+        Path or fsspec URL of the item vectors (.npy, .parquet, .zarr), or an
+        in-memory (N, D) array (Python API).
     vector_col : str, optional
         For Parquet vectors: the one list/array column holding the vectors.
         Without it, every numeric column except the id column is a dimension.
-    ids : str, optional
-        Path or URL of the item ids (.npy, .parquet, .csv, .txt), one per row
-        of the vectors. Without it, ids come from ``id_col`` of a Parquet vector
+    ids : str or array-like, optional
+        Path or URL of the item ids (.npy, .parquet, .csv, .txt), or an array,
+        one per row of the vectors. Without it, ids come from ``id_col`` of a Parquet vector
         file, else they are the row numbers.
-    metadata : str, optional
-        Parquet or CSV table joined to the items by ``id_col``.
+    metadata : str or pd.DataFrame, optional
+        Parquet or CSV table (or a DataFrame) joined to the items by ``id_col``.
     id_col : str
         Name of the id column in Parquet/CSV inputs.
     color_by : str, optional
@@ -78,10 +78,10 @@ class Config:
     """
 
     out: str = ""
-    vectors: str | None = None
+    vectors: Any = None
     vector_col: str | None = None
-    ids: str | None = None
-    metadata: str | None = None
+    ids: Any = None
+    metadata: Any = None
     id_col: str = "id"
     color_by: str | None = None
     label: str | None = None
@@ -101,7 +101,6 @@ class Config:
     metrics_sample: int = 5000
     top_categories: int = 20
     overwrite: bool = False
-    extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def k(self) -> int:
@@ -112,8 +111,10 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of the settings (JSON-serialisable)."""
-        values = dataclasses.asdict(self)
-        values.pop("extra")
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        for key in ("vectors", "ids", "metadata"):
+            if values[key] is not None and not isinstance(values[key], str):
+                values[key] = f"in-memory {type(values[key]).__name__} {tuple(getattr(values[key], 'shape', ()))}"
         return values
 
     def validate(self) -> "Config":
@@ -197,7 +198,7 @@ def build_config(file_values: dict[str, Any] | None = None, **overrides: Any) ->
     -------
     Config
     """
-    known = {f.name for f in fields(Config)} - {"extra"}
+    known = {f.name for f in fields(Config)}
     merged: dict[str, Any] = {}
     for source in (file_values or {}, overrides):
         for key, value in source.items():

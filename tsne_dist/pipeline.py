@@ -22,7 +22,7 @@ from . import __version__
 from .affinity import joint_probabilities
 from .config import Config, build_config, read_config_file
 from .errors import ConfigError, InputError
-from .io.sources import describe_source, require_exists
+from .io.sources import describe_source, is_in_memory, require_exists, source_name
 from .io.tables import check_columns, check_ids, join_metadata, read_ids, read_table
 from .io.vectors import check_vectors, read_vectors
 from .metrics import collapse_check, neighbour_quality, silhouettes
@@ -100,7 +100,9 @@ class _Runner:
         return True
 
 
-def _normalise_source(source: str | None) -> str | None:
+def _normalise_source(source: object) -> str | None:
+    if is_in_memory(source):
+        return "in-memory"
     if source is None or "://" in source:
         return source
     return os.path.abspath(source)
@@ -166,7 +168,7 @@ def _require_inputs(config: Config) -> None:
 def _vectors_params(config: Config) -> dict[str, Any]:
     return {
         "source": describe_source(config.vectors),
-        "ids": describe_source(config.ids) if config.ids else None,
+        "ids": describe_source(config.ids) if config.ids is not None else None,
         "vector_col": config.vector_col, "id_col": config.id_col,
     }
 
@@ -174,9 +176,10 @@ def _vectors_params(config: Config) -> dict[str, Any]:
 def _read_inputs(config: Config) -> tuple[np.ndarray, np.ndarray]:
     """Read and validate vectors and ids; nothing is written yet."""
     raw, file_ids = read_vectors(config.vectors, config.vector_col, config.id_col)
-    vectors = check_vectors(raw, config.vectors, config.perplexity)
-    ids = check_ids(read_ids(config.ids, config.id_col) if config.ids else file_ids, len(vectors),
-                    config.ids or config.vectors)
+    vectors = check_vectors(raw, source_name(config.vectors), config.perplexity)
+    ids_source = config.ids if config.ids is not None else config.vectors
+    ids = check_ids(read_ids(config.ids, config.id_col) if config.ids is not None else file_ids, len(vectors),
+                    source_name(ids_source))
     return vectors, ids
 
 
@@ -208,11 +211,11 @@ def _load_metadata(config: Config, ids: np.ndarray) -> pd.DataFrame | None:
     table = read_table(config.metadata, "metadata file")
     if config.id_col not in table.columns:
         raise ConfigError(
-            f"metadata {config.metadata} has no id column {config.id_col!r} (columns: {', '.join(map(str, table.columns))})",
+            f"metadata {source_name(config.metadata)} has no id column {config.id_col!r} (columns: {', '.join(map(str, table.columns))})",
             "pass --id-col NAME",
         )
     check_columns(table.drop(columns=[config.id_col]), {"color-by": config.color_by, "label": config.label})
-    return join_metadata(ids, table, config.id_col, config.metadata)
+    return join_metadata(ids, table, config.id_col, source_name(config.metadata))
 
 
 def _stored_ids(runner: _Runner) -> np.ndarray:
@@ -285,7 +288,7 @@ def _metrics_stage(runner: _Runner, metadata: pd.DataFrame | None) -> None:
     labels = metadata[config.label] if (metadata is not None and config.label) else None
     params = {
         "sample": config.metrics_sample, "seed": config.seed, "label": config.label, "metric": config.metric,
-        "metadata": describe_source(config.metadata) if (config.metadata and config.label) else None,
+        "metadata": describe_source(config.metadata) if (config.metadata is not None and config.label) else None,
     }
 
     def compute(group, params):

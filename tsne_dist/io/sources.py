@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import fsspec
+import numpy as np
+import pandas as pd
 
 from ..errors import InputError
 
@@ -28,18 +31,40 @@ def open_fs(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
     return fs, path
 
 
-def require_exists(url: str, what: str) -> None:
-    """Raise :class:`InputError` when ``url`` does not exist."""
+Source = str | np.ndarray | pd.DataFrame
+
+
+def is_in_memory(source: object) -> bool:
+    """True for NumPy arrays and DataFrames passed through the Python API."""
+    return isinstance(source, (np.ndarray, pd.DataFrame))
+
+
+def source_name(source: object) -> str:
+    """How messages name a source: its URL, or 'the in-memory array (shape)'."""
+    if isinstance(source, np.ndarray):
+        return f"the in-memory array {tuple(source.shape)}"
+    if isinstance(source, pd.DataFrame):
+        return f"the in-memory table {tuple(source.shape)}"
+    return str(source)
+
+
+def require_exists(url: Source, what: str) -> None:
+    """Raise :class:`InputError` when ``url`` does not exist (in-memory data always does)."""
+    if is_in_memory(url):
+        return
     fs, path = open_fs(url)
     if not fs.exists(path):
         raise InputError(f"{what} {url} does not exist", "check the path")
 
 
-def describe_source(url: str) -> dict[str, Any]:
+def describe_source(url: Source) -> dict[str, Any]:
     """Identity and version of a file or folder: URL, size, modification stamp.
 
-    Used in stage fingerprints: a changed file recomputes the stages that read it.
+    In-memory data is described by a hash of its content. Used in stage
+    fingerprints: a changed input recomputes the stages that read it.
     """
+    if is_in_memory(url):
+        return {"url": "in-memory", "content": content_hash(url)}
     fs, path = open_fs(url)
     info = fs.info(path)
     stamp = next((info[key] for key in ("mtime", "LastModified", "updated", "ETag", "created") if key in info), None)
@@ -59,3 +84,19 @@ def suffix_of(url: str) -> str:
         if name.endswith(suffix):
             return ".parquet" if suffix == ".pq" else suffix
     return ""
+
+
+def content_hash(data: np.ndarray | pd.DataFrame) -> str:
+    """BLAKE2b of an in-memory array's or table's content."""
+    digest = hashlib.blake2b(digest_size=16)
+    if isinstance(data, pd.DataFrame):
+        digest.update(pd.util.hash_pandas_object(data, index=False).to_numpy().tobytes())
+        digest.update(str(list(data.columns)).encode())
+    else:
+        array = np.ascontiguousarray(data)
+        digest.update(str((array.shape, array.dtype.str)).encode())
+        if array.dtype.kind == "O":
+            digest.update(pd.util.hash_array(array.ravel().astype(str)).tobytes())
+        else:
+            digest.update(array.view(np.uint8).ravel().data if array.size else b"")
+    return digest.hexdigest()

@@ -13,8 +13,10 @@ from .sources import open_fs, require_exists, suffix_of
 logger = logging.getLogger("tsne_dist")
 
 
-def read_table(url: str, what: str) -> pd.DataFrame:
-    """Read a Parquet or CSV table from a path or fsspec URL."""
+def read_table(url: str | pd.DataFrame, what: str) -> pd.DataFrame:
+    """Read a Parquet or CSV table from a path or fsspec URL (a DataFrame is used as is)."""
+    if isinstance(url, pd.DataFrame):
+        return url
     require_exists(url, what)
     suffix = suffix_of(url)
     fs, path = open_fs(url)
@@ -26,11 +28,13 @@ def read_table(url: str, what: str) -> pd.DataFrame:
     raise InputError(f"cannot tell the format of {what} {url}", "use a .parquet or .csv file")
 
 
-def read_ids(url: str, id_col: str) -> np.ndarray:
-    """Read item ids, one per vector row, from .npy, .txt, Parquet or CSV.
+def read_ids(url: str | np.ndarray, id_col: str) -> np.ndarray:
+    """Read item ids, one per vector row, from .npy, .txt, Parquet or CSV (or an array).
 
     Parquet/CSV: the ``id_col`` column, or the only column when there is one.
     """
+    if isinstance(url, (np.ndarray, list, pd.Series)):
+        return np.asarray(url)
     suffix = suffix_of(url)
     require_exists(url, "ids file")
     fs, path = open_fs(url)

@@ -15,13 +15,14 @@ from .sources import open_fs, require_exists, suffix_of
 logger = logging.getLogger("tsne_dist")
 
 
-def read_vectors(url: str, vector_col: str | None = None, id_col: str = "id") -> tuple[np.ndarray, np.ndarray | None]:
+def read_vectors(url: str | np.ndarray, vector_col: str | None = None, id_col: str = "id") -> tuple[np.ndarray, np.ndarray | None]:
     """Read vectors, and ids when the file carries them.
 
     Parameters
     ----------
-    url : str
-        Local path or fsspec URL ending in .npy, .parquet or .zarr.
+    url : str or np.ndarray
+        Local path or fsspec URL ending in .npy, .parquet or .zarr, or an
+        in-memory array.
     vector_col : str, optional
         Parquet only: the list/array column holding each vector.
     id_col : str
@@ -34,6 +35,8 @@ def read_vectors(url: str, vector_col: str | None = None, id_col: str = "id") ->
     ids : np.ndarray or None
         Ids from the Parquet ``id_col``, else None.
     """
+    if isinstance(url, np.ndarray):
+        return url, None
     require_exists(url, "vectors file")
     suffix = suffix_of(url)
     if suffix == ".npy":
