@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -44,7 +45,7 @@ def run_ours(vectors_path: str, out: str) -> dict:
     import tsne_dist
 
     start = time.perf_counter()
-    result = tsne_dist.run({"vectors": vectors_path, "out": out, "overwrite": True})
+    result = tsne_dist.run({"vectors": vectors_path, "out": out})
     total = time.perf_counter() - start
     metrics = result.metrics
     return {
@@ -82,6 +83,7 @@ def run_opentsne(vectors_path: str, out: str) -> dict:
 def child(args: argparse.Namespace) -> None:
     """Run one tool on one input in this process and print one JSON line."""
     runner = run_ours if args.tool == "tsne_dist" else run_opentsne
+    shutil.rmtree(args.run_out, ignore_errors=True)  # a cold run: nothing to resume
     row = runner(args.vectors, args.run_out)
     row["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("RESULT " + json.dumps(row))

@@ -11,7 +11,7 @@ import yaml
 
 from .errors import ConfigError
 
-ENGINES = ("auto", "opentsne")
+ENGINES = ("auto", "numpy", "cupy", "opentsne")
 KNN_BACKENDS = ("auto", "pynndescent", "bruteforce")
 INITIALIZATIONS = ("pca", "random")
 
@@ -52,7 +52,8 @@ class Config:
     metric : str
         ``euclidean`` or ``cosine``.
     engine : str
-        t-SNE engine: ``auto`` or ``opentsne``.
+        t-SNE engine: ``auto``, ``numpy`` (ours, CPU), ``cupy`` (ours, GPU) or
+        ``opentsne``.
     n_iter : int
         Total optimisation iterations, early exaggeration included.
     early_exaggeration_iter : int
@@ -61,6 +62,9 @@ class Config:
         Exaggeration factor during the early phase.
     exaggeration : float
         Exaggeration after the early phase.
+    dof : float
+        Degrees of freedom of the t kernel; below 1 gives heavier tails and
+        tighter clusters.
     learning_rate : float or "auto"
         ``auto`` is ``max(N / exaggeration, 50)``.
     initialization : str
@@ -94,6 +98,7 @@ class Config:
     early_exaggeration_iter: int = 250
     early_exaggeration: float = 12.0
     exaggeration: float = 1.0
+    dof: float = 1.0
     learning_rate: float | str = "auto"
     initialization: str = "pca"
     seed: int = 0
@@ -145,6 +150,8 @@ class Config:
                 raise ConfigError(f"learning_rate must be a number or 'auto', got {self.learning_rate!r}") from None
             if self.learning_rate <= 0:
                 raise ConfigError("learning_rate must be positive")
+        if not self.dof > 0:
+            raise ConfigError(f"dof must be positive, got {self.dof}", "use e.g. --dof 1 (standard t-SNE)")
         if self.metrics_sample < 10:
             raise ConfigError("metrics_sample must be at least 10")
         return self

@@ -30,10 +30,12 @@ class TSNE:
         ``euclidean`` or ``cosine``.
     n_iter, early_exaggeration_iter, early_exaggeration, exaggeration, learning_rate
         Optimiser schedule (openTSNE's defaults).
+    dof : float
+        Degrees of freedom of the t kernel (1: standard t-SNE).
     initialization : str
         ``pca`` or ``random``.
     engine : str
-        ``auto`` or ``opentsne``.
+        ``auto``, ``numpy``, ``cupy`` or ``opentsne``.
     random_state : int, optional
         Seed; None means 0 (results are always reproducible).
     n_jobs : int
@@ -53,7 +55,8 @@ class TSNE:
 
     def __init__(self, perplexity: float = 30.0, n_neighbors: int | None = None, knn: str = "auto",
                  metric: str = "euclidean", n_iter: int = 750, early_exaggeration_iter: int = 250,
-                 early_exaggeration: float = 12.0, exaggeration: float = 1.0, learning_rate: float | str = "auto",
+                 early_exaggeration: float = 12.0, exaggeration: float = 1.0, dof: float = 1.0,
+                 learning_rate: float | str = "auto",
                  initialization: str = "pca", engine: str = "auto", random_state: int | None = None,
                  n_jobs: int = -1) -> None:
         self.perplexity = perplexity
@@ -64,6 +67,7 @@ class TSNE:
         self.early_exaggeration_iter = early_exaggeration_iter
         self.early_exaggeration = early_exaggeration
         self.exaggeration = exaggeration
+        self.dof = dof
         self.learning_rate = learning_rate
         self.initialization = initialization
         self.engine = engine
@@ -75,7 +79,7 @@ class TSNE:
             out="(in memory)", vectors="(in memory)", perplexity=self.perplexity, n_neighbors=self.n_neighbors,
             knn=self.knn, metric=self.metric, engine=self.engine, n_iter=self.n_iter,
             early_exaggeration_iter=self.early_exaggeration_iter, early_exaggeration=self.early_exaggeration,
-            exaggeration=self.exaggeration, learning_rate=self.learning_rate, initialization=self.initialization,
+            exaggeration=self.exaggeration, dof=self.dof, learning_rate=self.learning_rate, initialization=self.initialization,
             seed=0 if self.random_state is None else int(self.random_state), n_jobs=self.n_jobs,
         ).validate()
 
@@ -95,7 +99,7 @@ class TSNE:
             self.affinities_, init, engine=config.engine, n_iter=config.n_iter,
             early_exaggeration_iter=config.early_exaggeration_iter, early_exaggeration=config.early_exaggeration,
             exaggeration=config.exaggeration, learning_rate=config.learning_rate, seed=config.seed,
-            n_jobs=config.n_jobs,
+            n_jobs=config.n_jobs, dof=config.dof,
         )
         self.embedding_ = result.layout
         self.kl_divergence_ = result.kl_divergence
@@ -109,7 +113,7 @@ class TSNE:
         """Constructor parameters (scikit-learn convention)."""
         return {name: getattr(self, name) for name in (
             "perplexity", "n_neighbors", "knn", "metric", "n_iter", "early_exaggeration_iter",
-            "early_exaggeration", "exaggeration", "learning_rate", "initialization", "engine",
+            "early_exaggeration", "exaggeration", "dof", "learning_rate", "initialization", "engine",
             "random_state", "n_jobs")}
 
     def set_params(self, **params: object) -> "TSNE":

@@ -153,7 +153,7 @@ def run(config: Config | dict[str, Any] | str) -> Result:
     _vectors_stage(runner, params, inputs)
     _knn_stage(runner, n_items, n_dims)
     _affinity_stage(runner)
-    _layout_stage(runner)
+    _layout_stage(runner, n_items)
     _metrics_stage(runner, metadata)
     return _write_outputs(runner, ids, metadata)
 
@@ -254,13 +254,13 @@ def _affinity_stage(runner: _Runner) -> None:
     runner.stage("affinities", params, ("knn",), compute)
 
 
-def _layout_stage(runner: _Runner) -> None:
+def _layout_stage(runner: _Runner, n_items: int) -> None:
     config = runner.config
-    engine, _ = choose_engine(config.engine)
+    engine, _ = choose_engine(config.engine, n_items)
     params = {
         "engine": engine, "n_iter": config.n_iter, "early_exaggeration_iter": config.early_exaggeration_iter,
         "early_exaggeration": config.early_exaggeration, "exaggeration": config.exaggeration,
-        "learning_rate": config.learning_rate, "initialization": config.initialization, "seed": config.seed,
+        "dof": config.dof, "learning_rate": config.learning_rate, "initialization": config.initialization, "seed": config.seed,
     }
 
     def compute(group, params):
@@ -272,7 +272,7 @@ def _layout_stage(runner: _Runner) -> None:
         result = optimize_layout(
             P, init, engine=config.engine, n_iter=config.n_iter, early_exaggeration_iter=config.early_exaggeration_iter,
             early_exaggeration=config.early_exaggeration, exaggeration=config.exaggeration,
-            learning_rate=config.learning_rate, seed=config.seed, n_jobs=config.n_jobs,
+            learning_rate=config.learning_rate, seed=config.seed, n_jobs=config.n_jobs, dof=config.dof,
         )
         write_array(group, "layout", result.layout)
         group.attrs.update({"engine": result.engine, "iterations": config.n_iter,

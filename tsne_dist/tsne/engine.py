@@ -1,7 +1,8 @@
-"""t-SNE engines behind one call: the optimiser schedule openTSNE uses.
+"""t-SNE engines behind one call, all with openTSNE's optimiser schedule.
 
-Until our own FFT engine lands, ``auto`` runs openTSNE's FFT-accelerated
-optimiser fed with our affinities and initialisation.
+- ``numpy`` / ``cupy``: our FIt-SNE engine (:mod:`tsne_dist.tsne.optimizer`), one
+  implementation on the array module.
+- ``opentsne``: openTSNE's optimiser fed with our affinities and initialisation.
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ import scipy.sparse as sp
 
 from ..errors import ConfigError
 from ..progress import Progress
+from ..xp import cupy_or_none
+from .optimizer import Embedding
 
 logger = logging.getLogger("tsne_dist")
 
 CALLBACK_EVERY = 50
+ENGINES = ("auto", "numpy", "cupy", "opentsne")
 
 
 @dataclass
@@ -47,13 +51,23 @@ class OptimizeResult:
     kl_history: list[tuple[int, float, float]] = field(default_factory=list)
 
 
-def choose_engine(requested: str) -> tuple[str, str]:
-    """The engine that runs for ``requested`` and why."""
+def choose_engine(requested: str, n_items: int | None = None) -> tuple[str, str]:
+    """The engine that runs for ``requested`` and why.
+
+    ``auto`` is ``cupy`` when CuPy sees a CUDA device, else ``opentsne``, which
+    measured faster than our NumPy engine on 2 CPU cores at every size we tried
+    (benchmarks/README.md).
+    """
     if requested == "auto":
-        return "opentsne", "the only engine in this version (CPU; Barnes-Hut below 10k points, FFT above)"
-    if requested == "opentsne":
-        return "opentsne", "requested"
-    raise ConfigError(f"unknown engine {requested!r}", "use --engine auto or opentsne")
+        if cupy_or_none() is not None:
+            return "cupy", "CuPy sees a CUDA device"
+        return "opentsne", "no usable GPU; openTSNE is the fastest CPU engine measured (benchmarks/README.md)"
+    if requested == "cupy" and cupy_or_none() is None:
+        raise ConfigError("--engine cupy needs CuPy and a CUDA device, and none is usable here",
+                          'pip install "tsne-dist[gpu]" on a GPU machine, or use --engine numpy')
+    if requested in ENGINES:
+        return requested, "requested"
+    raise ConfigError(f"unknown engine {requested!r}", f"use one of {', '.join(ENGINES)}")
 
 
 def learning_rate_for(n_items: int, exaggeration: float, learning_rate: float | str) -> float:
@@ -66,7 +80,7 @@ def learning_rate_for(n_items: int, exaggeration: float, learning_rate: float | 
 def optimize_layout(P: sp.csr_matrix, init: np.ndarray, *, engine: str = "auto", n_iter: int = 750,
                     early_exaggeration_iter: int = 250, early_exaggeration: float = 12.0,
                     exaggeration: float = 1.0, learning_rate: float | str = "auto", seed: int = 0,
-                    n_jobs: int = -1) -> OptimizeResult:
+                    n_jobs: int = -1, dof: float = 1.0) -> OptimizeResult:
     """Optimise a 2-D t-SNE layout for the affinities ``P``.
 
     Parameters
@@ -76,7 +90,7 @@ def optimize_layout(P: sp.csr_matrix, init: np.ndarray, *, engine: str = "auto",
     init : np.ndarray
         (N, 2) initial layout (std ~1e-4).
     engine : str
-        ``auto`` or ``opentsne``.
+        ``auto``, ``numpy`` (ours, CPU), ``cupy`` (ours, GPU) or ``opentsne``.
     n_iter : int
         Total iterations, early exaggeration included.
     early_exaggeration_iter, early_exaggeration : int, float
@@ -89,19 +103,48 @@ def optimize_layout(P: sp.csr_matrix, init: np.ndarray, *, engine: str = "auto",
         Seed for anything random in the engine.
     n_jobs : int
         Threads (-1: all cores).
+    dof : float
+        Degrees of freedom of the t kernel (1: standard t-SNE; < 1: heavier tails).
 
     Returns
     -------
     OptimizeResult
     """
-    chosen, reason = choose_engine(engine)
+    chosen, reason = choose_engine(engine, P.shape[0])
     logger.info("t-SNE engine: %s (%s)", chosen, reason)
-    return _optimize_opentsne(P, init, n_iter, early_exaggeration_iter, early_exaggeration, exaggeration,
-                              learning_rate, seed, n_jobs, reason)
+    schedule = (n_iter, early_exaggeration_iter, early_exaggeration, exaggeration, learning_rate)
+    if chosen == "opentsne":
+        return _optimize_opentsne(P, init, *schedule, seed, n_jobs, reason, dof)
+    return _optimize_ours(P, init, *schedule, chosen, reason, dof)
+
+
+def _phases(n_iter: int, early_iter: int, early_exaggeration: float, exaggeration: float):
+    """(iterations, exaggeration, momentum) of the early and the main phase."""
+    return [(early_iter, early_exaggeration, 0.5), (n_iter - early_iter, exaggeration, 0.8)]
+
+
+def _optimize_ours(P, init, n_iter, early_iter, early_exaggeration, exaggeration, learning_rate, engine, reason,
+                   dof) -> OptimizeResult:
+    xp = np if engine == "numpy" else cupy_or_none()
+    embedding = Embedding(init, P, xp=xp, dof=dof)
+    with Progress(n_iter, "t-SNE") as progress:
+        def report(iteration: int, kl: float, seconds: float) -> None:
+            progress.advance(CALLBACK_EVERY, note=f"KL {kl:.4f}")
+
+        for phase_iter, phase_exaggeration, momentum in _phases(n_iter, early_iter, early_exaggeration,
+                                                                exaggeration):
+            if phase_iter > 0:
+                embedding.optimize(phase_iter, exaggeration=phase_exaggeration, momentum=momentum,
+                                   learning_rate=learning_rate, callback=report, callback_every=CALLBACK_EVERY)
+    kl = embedding.kl_divergence
+    if n_iter % CALLBACK_EVERY:
+        kl = embedding.gradient(1.0, with_kl=True)[1]
+    return OptimizeResult(layout=embedding.layout.astype(np.float32), kl_divergence=float(kl), engine=engine,
+                          reason=reason, kl_history=embedding.history)
 
 
 def _optimize_opentsne(P, init, n_iter, early_iter, early_exaggeration, exaggeration, learning_rate,
-                       seed, n_jobs, reason) -> OptimizeResult:
+                       seed, n_jobs, reason, dof) -> OptimizeResult:
     from openTSNE import TSNEEmbedding
     from openTSNE.affinity import Affinities
 
@@ -110,11 +153,11 @@ def _optimize_opentsne(P, init, n_iter, early_iter, early_exaggeration, exaggera
     threads = (os.cpu_count() or 1) if n_jobs == -1 else n_jobs
     # openTSNE's own choice: Barnes-Hut below 10,000 points, FFT interpolation above.
     method = "bh" if P.shape[0] < 10_000 else "fft"
-    embedding = TSNEEmbedding(np.asarray(init, dtype=np.float64), affinities, negative_gradient_method=method,
+    embedding = TSNEEmbedding(np.asarray(init, dtype=np.float64), affinities, negative_gradient_method=method, dof=dof,
                               random_state=seed, n_jobs=threads, verbose=False)
     history: list[tuple[int, float, float]] = []
     start = time.perf_counter()
-    phases = [(early_iter, early_exaggeration, 0.5), (n_iter - early_iter, exaggeration, 0.8)]
+    phases = _phases(n_iter, early_iter, early_exaggeration, exaggeration)
     done = 0
     with Progress(n_iter, "t-SNE") as progress:
         for phase_iter, phase_exaggeration, momentum in phases:

@@ -1,0 +1,116 @@
+"""Our FIt-SNE engine: FFT repulsion vs the exact sum, CPU twins vs the xp code, quality vs openTSNE."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from openTSNE import TSNEEmbedding
+from openTSNE.affinity import Affinities
+
+import tsne_dist
+from tsne_dist.affinity import joint_probabilities
+from tsne_dist.datasets import load_digits, load_mnist5k, synthetic_catalog
+from tsne_dist.metrics import neighbour_quality
+from tsne_dist.neighbors import nearest_neighbors
+from tsne_dist.tsne import choose_engine, pca_init
+from tsne_dist.tsne.gradient import (attraction, attraction_numba, choose_boxes, edge_list, exact_repulsion,
+                                     repulsion)
+from tsne_dist.tsne.optimizer import Embedding
+
+
+def clustered_layout(n_points: int, seed: int = 0) -> np.ndarray:
+    """A t-SNE-like layout: 12 blobs of different sizes in a unit-ish square."""
+    rng = np.random.default_rng(seed)
+    centres = rng.uniform(-1, 1, size=(12, 2))
+    which = rng.integers(0, 12, size=n_points)
+    return centres[which] + rng.normal(size=(n_points, 2)) * rng.uniform(0.02, 0.12, size=12)[which, None]
+
+
+@pytest.mark.parametrize("span", [0.05, 5.0, 40.0, 120.0])
+@pytest.mark.parametrize("dof", [1.0, 0.6])
+def test_fft_repulsion_matches_exact_sum(span, dof):
+    y = clustered_layout(2000) * span / 2
+    exact_forces, exact_z = exact_repulsion(y, dof)
+    # accurate grid: 4 nodes per box, 2 boxes per unit of span
+    forces, z = repulsion(y, dof, n_interpolation_points=4, boxes_per_unit=2.0, max_boxes=1000)
+    assert abs(z - exact_z) / exact_z < 1e-3
+    assert np.linalg.norm(forces - exact_forces) / np.linalg.norm(exact_forces) < 1e-3
+    # openTSNE's default grid (3 nodes, one box per unit, at least 50): a few per cent at large spans
+    forces, z = repulsion(y, dof)
+    assert abs(z - exact_z) / exact_z < 1e-2
+    assert np.linalg.norm(forces - exact_forces) / np.linalg.norm(exact_forces) < 5e-2
+
+
+def test_boxes_grow_with_the_span_and_are_capped():
+    assert choose_boxes(3.0) == 50
+    assert choose_boxes(180.2) == 181
+    assert choose_boxes(10_000.0) == 500
+    assert choose_boxes(100.0, boxes_per_unit=2.0) == 200
+
+
+def test_cpu_twins_equal_the_xp_code():
+    vectors, _ = synthetic_catalog(1500, 16, seed=3)
+    knn = nearest_neighbors(vectors, 30, backend="bruteforce")
+    P = joint_probabilities(knn.indices, knn.distances, 10.0)
+    edges = edge_list(P)
+    y = clustered_layout(1500, seed=1) * 20
+    xp_forces, xp_kl = attraction(y, edges, 0.8, with_kl=True)
+    nb_forces, nb_kl = attraction_numba(y, edges, 0.8, with_kl=True)
+    np.testing.assert_allclose(nb_forces, xp_forces, rtol=1e-9, atol=1e-15)
+    assert abs(nb_kl - xp_kl) < 1e-9 * abs(xp_kl)
+    xp_rep, xp_z = repulsion(y, use_numba=False)
+    nb_rep, nb_z = repulsion(y, use_numba=True)
+    np.testing.assert_allclose(nb_rep, xp_rep, rtol=1e-9, atol=1e-15)
+    assert abs(nb_z - xp_z) < 1e-9 * xp_z
+
+
+def test_optimising_further_equals_one_long_run():
+    vectors, _ = synthetic_catalog(800, 16, seed=4)
+    knn = nearest_neighbors(vectors, 30, backend="bruteforce")
+    P = joint_probabilities(knn.indices, knn.distances, 10.0)
+    init = pca_init(vectors, 0)
+    once = Embedding(init, P).optimize(120, exaggeration=12, momentum=0.5)
+    twice = Embedding(init, P).optimize(60, exaggeration=12, momentum=0.5).optimize(60, exaggeration=12, momentum=0.5)
+    np.testing.assert_array_equal(once.layout, twice.layout)
+    assert twice.iteration == 120 and [h[0] for h in twice.history] == [50, 100]
+    before = twice.kl_divergence
+    twice.optimize(100, exaggeration=1.0)
+    assert twice.kl_divergence < before
+
+
+def _opentsne_on(P, init) -> tuple[np.ndarray, float]:
+    affinities = Affinities()
+    affinities.P = P.astype(np.float64)
+    embedding = TSNEEmbedding(init.copy(), affinities, negative_gradient_method="fft", random_state=0, n_jobs=-1)
+    embedding = embedding.optimize(250, exaggeration=12, momentum=0.5)
+    embedding = embedding.optimize(500, momentum=0.8)
+    return np.asarray(embedding), float(embedding.kl_divergence)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["digits", "mnist5k"])
+def test_numpy_engine_matches_opentsne_on_the_same_p_and_init(name):
+    vectors, _ = {"digits": load_digits, "mnist5k": load_mnist5k}[name]()
+    knn = nearest_neighbors(vectors, 90, backend="bruteforce")
+    P = joint_probabilities(knn.indices, knn.distances, 30.0)
+    init = pca_init(vectors, 0)
+    ours = Embedding(init, P).optimize(250, exaggeration=12, momentum=0.5).optimize(500, momentum=0.8)
+    theirs_layout, theirs_kl = _opentsne_on(P, init)
+    ours_quality = neighbour_quality(vectors, ours.layout)
+    theirs_quality = neighbour_quality(vectors, theirs_layout)
+    print(f"{name}: KL ours {ours.kl_divergence:.4f} openTSNE {theirs_kl:.4f}; recall ours "
+          f"{ours_quality.recall:.4f} openTSNE {theirs_quality.recall:.4f}")
+    assert abs(ours.kl_divergence - theirs_kl) / theirs_kl < 0.02
+    assert abs(ours_quality.recall - theirs_quality.recall) < 0.01
+
+
+def test_engine_choice_and_the_cli_flag(tmp_path, catalog_files):
+    assert choose_engine("auto")[0] == "opentsne"
+    assert choose_engine("numpy") == ("numpy", "requested")
+    with pytest.raises(tsne_dist.ConfigError, match="CuPy"):
+        choose_engine("cupy")
+    result = tsne_dist.run({"vectors": catalog_files["vectors"], "out": str(tmp_path / "o"), "engine": "numpy",
+                            "perplexity": 10, "n_iter": 150, "early_exaggeration_iter": 50, "dof": 0.8})
+    assert result.metrics["engine"] == "numpy"
+    assert np.isfinite(result.metrics["kl_divergence"])
+    assert result.metrics["trustworthiness@10"] > 0.9
