@@ -146,3 +146,49 @@ def test_identical_and_duplicate_vectors_give_finite_maps(tmp_path, capsys, cata
     assert code == 0, err
     layout = pd.read_parquet(tmp_path / "b" / "layout.parquet")
     assert np.isfinite(layout[["x", "y"]].to_numpy()).all()
+
+
+def test_malformed_files_are_one_line_errors(tmp_path, capsys, catalog_files):
+    (tmp_path / "broken.parquet").write_bytes(b"not parquet at all")
+    assert_user_error(capsys, ["run", "--vectors", str(tmp_path / "broken.parquet"), "--out", str(tmp_path / "o")],
+                      "cannot read vectors file")
+    (tmp_path / "empty.npy").write_bytes(b"")
+    assert_user_error(capsys, ["run", "--vectors", str(tmp_path / "empty.npy"), "--out", str(tmp_path / "o")],
+                      "cannot read vectors file")
+    (tmp_path / "empty.csv").write_text("")
+    assert_user_error(capsys, ["run", "--vectors", catalog_files["vectors"], "--metadata", str(tmp_path / "empty.csv"),
+                               "--out", str(tmp_path / "o"), *FAST], "cannot read metadata file")
+
+
+def test_config_file_values_are_type_checked(tmp_path, capsys, catalog_files):
+    config = tmp_path / "bad.yaml"
+    config.write_text(f"vectors: {catalog_files['vectors']}\nperplexity: abc\nout: {tmp_path / 'o'}\n")
+    assert_user_error(capsys, ["run", str(config)], "perplexity must be a number, got 'abc'")
+    config.write_text(f"vectors: {catalog_files['vectors']}\nn_iter: 7.5\nout: {tmp_path / 'o'}\n")
+    assert_user_error(capsys, ["run", str(config)], "n_iter must be a whole number")
+    assert_user_error(capsys, ["run", "--vectors", catalog_files["vectors"], "--seed", "-1",
+                               "--out", str(tmp_path / "o")], "seed must be between 0")
+
+
+def test_overwrite_with_bad_input_keeps_the_previous_run(tmp_path, capsys, catalog_files, catalog):
+    out = str(tmp_path / "o")
+    assert run_cli(capsys, "run", "--vectors", catalog_files["vectors"], "--out", out, *FAST)[0] == 0
+    before = sorted(os.listdir(out))
+    other = tmp_path / "other.npy"
+    np.save(other, catalog[0][::-1].copy())
+    code, _, err = run_cli(capsys, "run", "--vectors", str(other), "--metadata", catalog_files["metadata"],
+                           "--color-by", "nope", "--overwrite", "--out", out, *FAST)
+    assert code == 2 and "'nope' does not exist" in err
+    assert sorted(os.listdir(out)) == before
+    assert "vectors" in done_stages(out) and "layout" in done_stages(out)
+
+
+def test_a_foreign_run_zarr_is_never_deleted_without_overwrite(tmp_path, capsys, catalog_files):
+    import zarr
+
+    out = tmp_path / "o"
+    foreign = zarr.open_group(str(out / "run.zarr"), mode="w")
+    foreign.create_array("precious", shape=(3,), dtype="int32")
+    code, _, err = run_cli(capsys, "run", "--vectors", catalog_files["vectors"], "--out", str(out), *FAST)
+    assert code == 2 and "is not a tsne_dist run store" in err
+    assert "precious" in zarr.open_group(str(out / "run.zarr"), mode="r")

@@ -64,3 +64,16 @@ def test_auto_backend_choice_says_why():
     backend, reason = choose_backend("auto", 100_000, 50)
     assert backend == "pynndescent" and "too large" in reason
     assert choose_backend("pynndescent", 10, 2) == ("pynndescent", "requested")
+
+
+def test_rows_pynndescent_could_not_fill_are_searched_exactly():
+    from tsne_dist.neighbors.nndescent import fill_missing
+
+    data = np.random.default_rng(5).normal(size=(200, 6)).astype(np.float32)
+    exact = nearest_neighbors(data, 8, backend="bruteforce")
+    indices, distances = exact.indices.copy(), exact.distances.copy()
+    indices[[3, 50], -2:] = -1
+    distances[[3, 50], -2:] = np.inf
+    filled_indices, filled_distances = fill_missing(data, indices, distances, "euclidean")
+    np.testing.assert_array_equal(filled_indices, exact.indices)
+    np.testing.assert_allclose(filled_distances, exact.distances, rtol=1e-6)

@@ -205,3 +205,29 @@ def test_in_memory_arrays_through_the_python_api(tmp_path, catalog):
     assert third.stages_run[0] == "vectors"
     with pytest.raises(tsne_dist.InputError, match="in-memory array"):
         tsne_dist.run({**settings, "vectors": np.full((100, 3), np.nan), "out": str(tmp_path / "bad")})
+
+
+def test_metadata_ids_in_another_dtype_and_mixed_columns(tmp_path, capsys, catalog):
+    vectors, metadata = catalog
+    np.save(tmp_path / "v.npy", vectors)
+    np.save(tmp_path / "ids.npy", np.arange(len(vectors)) + 1000)
+    table = pd.DataFrame({"id": (np.arange(len(vectors)) + 1000).astype(float),
+                          "category": metadata["category"],
+                          "code": [1 if i % 2 else "x" for i in range(len(vectors))]})
+    extra = pd.DataFrame({"id": [np.nan, 5.0, 5.0], "category": ["a", "b", "c"], "code": [0, 0, 0]})
+    pd.concat([table, extra]).to_csv(tmp_path / "m.csv", index=False)
+    out = str(tmp_path / "o")
+    code, _, err = run_cli(capsys, "run", "--vectors", str(tmp_path / "v.npy"), "--ids", str(tmp_path / "ids.npy"),
+                           "--metadata", str(tmp_path / "m.csv"), "--color-by", "category", "--out", out, *FAST)
+    assert code == 0, err
+    layout = pd.read_parquet(os.path.join(out, "layout.parquet"))
+    assert layout["id"].tolist() == list(range(1000, 1000 + len(vectors)))
+    assert layout["category"].tolist() == metadata["category"].tolist()
+    assert layout["code"].iloc[:2].tolist() == ["x", "1"]
+
+
+def test_ids_as_a_list_through_the_python_api(tmp_path, catalog):
+    vectors, metadata = catalog
+    result = tsne_dist.run({"vectors": vectors, "ids": metadata["id"].tolist(), "out": str(tmp_path / "o"),
+                            "perplexity": 10, "n_iter": 60, "early_exaggeration_iter": 20})
+    assert result.layout["id"].tolist() == metadata["id"].tolist()

@@ -7,11 +7,17 @@ import tomllib
 from dataclasses import dataclass, fields
 from typing import Any
 
+import numpy as np
 import yaml
 
 from .errors import ConfigError
 
 ENGINES = ("auto", "numpy", "cupy", "opentsne")
+INT_SETTINGS = ("n_neighbors", "n_iter", "early_exaggeration_iter", "seed", "n_jobs", "metrics_sample",
+                "top_categories")
+FLOAT_SETTINGS = ("perplexity", "early_exaggeration", "exaggeration", "dof")
+TEXT_SETTINGS = ("out", "vector_col", "id_col", "color_by", "label", "knn", "metric", "engine", "initialization")
+ALIASES = {"init": "initialization", "random_state": "seed"}
 KNN_BACKENDS = ("auto", "pynndescent", "bruteforce")
 INITIALIZATIONS = ("pca", "random")
 
@@ -124,6 +130,7 @@ class Config:
 
     def validate(self) -> "Config":
         """Check every setting on its own; raise :class:`ConfigError` if one is bad."""
+        self._coerce_types()
         if not self.out:
             raise ConfigError("no output folder given", "pass --out DIR")
         if self.vectors is None:
@@ -148,13 +155,72 @@ class Config:
                 self.learning_rate = float(self.learning_rate)
             except (TypeError, ValueError):
                 raise ConfigError(f"learning_rate must be a number or 'auto', got {self.learning_rate!r}") from None
-            if self.learning_rate <= 0:
-                raise ConfigError("learning_rate must be positive")
+            if not np.isfinite(self.learning_rate) or self.learning_rate <= 0:
+                raise ConfigError(f"learning_rate must be a positive number or 'auto', got {self.learning_rate}")
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"seed must be between 0 and 2**32 - 1, got {self.seed}")
+        if self.n_jobs == 0 or self.n_jobs < -1:
+            raise ConfigError(f"n_jobs must be -1 (all cores) or a positive count, got {self.n_jobs}")
+        if not self.early_exaggeration > 0 or not self.exaggeration > 0:
+            raise ConfigError("exaggeration factors must be positive")
+        if self.top_categories < 1:
+            raise ConfigError("top_categories must be at least 1")
         if not self.dof > 0:
             raise ConfigError(f"dof must be positive, got {self.dof}", "use e.g. --dof 1 (standard t-SNE)")
         if self.metrics_sample < 10:
             raise ConfigError("metrics_sample must be at least 10")
         return self
+
+
+    def _coerce_types(self) -> None:
+        """Turn config-file values into their types (e.g. '30' -> 30.0); refuse what does not fit."""
+        for name in INT_SETTINGS:
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, _as_int(name, value))
+        for name in FLOAT_SETTINGS:
+            setattr(self, name, _as_float(name, getattr(self, name)))
+        for name in TEXT_SETTINGS:
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise ConfigError(f"{name} must be text, got {value!r}")
+        self.overwrite = _as_bool("overwrite", self.overwrite)
+
+
+def _as_int(name: str, value: Any) -> int:
+    if isinstance(value, bool):
+        raise ConfigError(f"{name} must be a whole number, got {value!r}")
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {value!r}") from None
+
+
+def _as_float(name: str, value: Any) -> float:
+    if isinstance(value, bool):
+        raise ConfigError(f"{name} must be a number, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number, got {value!r}") from None
+    if not np.isfinite(number):
+        raise ConfigError(f"{name} must be a finite number, got {value!r}")
+    return number
+
+
+def _as_bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "1", "on"):
+        return True
+    if text in ("false", "no", "0", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {value!r}")
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -188,7 +254,13 @@ def read_config_file(path: str) -> dict[str, Any]:
         raise ConfigError(f"config file {path} cannot be parsed: {first_line}", "fix its syntax") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"config file {path} must hold a mapping of settings")
-    return {str(key).replace("-", "_"): value for key, value in raw.items()}
+    return {_canonical(str(key)): value for key, value in raw.items()}
+
+
+def _canonical(name: str) -> str:
+    """A setting's name as Config spells it: dashes become underscores, aliases resolve."""
+    name = name.replace("-", "_")
+    return ALIASES.get(name, name)
 
 
 def build_config(file_values: dict[str, Any] | None = None, **overrides: Any) -> Config:
@@ -209,6 +281,7 @@ def build_config(file_values: dict[str, Any] | None = None, **overrides: Any) ->
     merged: dict[str, Any] = {}
     for source in (file_values or {}, overrides):
         for key, value in source.items():
+            key = _canonical(key)
             if value is None:
                 continue
             if key not in known:

@@ -25,7 +25,7 @@ from .neighbors.bruteforce import squared_distances
 
 logger = logging.getLogger("tsne_dist")
 
-QUERY_BLOCK = 256
+QUERY_BLOCK_VALUES = 2**25  # float64 distances held per query block (256 MB)
 
 
 @dataclass
@@ -83,19 +83,20 @@ def neighbour_quality(vectors: np.ndarray, layout: np.ndarray, *, k: int = 10, s
     NeighbourQuality
     """
     n_items = vectors.shape[0]
-    k = min(k, n_items - 1)
+    k = max(1, min(k, (n_items - 1) // 2))  # trustworthiness is defined for k < N / 2
     queries = sample_items(n_items, sample, seed)
     map_neighbours = _map_neighbours(layout, queries, k)
     data = prepare_metric(vectors, metric).astype(np.float64)
     sq_norms = (data * data).sum(axis=1)
     hits = 0
     penalty = 0.0
-    for start in range(0, len(queries), QUERY_BLOCK):
-        block = queries[start:start + QUERY_BLOCK]
+    query_block = int(np.clip(QUERY_BLOCK_VALUES // n_items, 8, 256))
+    for start in range(0, len(queries), query_block):
+        block = queries[start:start + query_block]
         distances = squared_distances(data[block], data, sq_norms)
         distances[np.arange(len(block)), block] = np.inf
         true_neighbours = _smallest_k(distances, k)
-        block_map = map_neighbours[start:start + QUERY_BLOCK]
+        block_map = map_neighbours[start:start + query_block]
         hits += sum(len(np.intersect1d(t, m, assume_unique=True)) for t, m in zip(true_neighbours, block_map))
         map_distances = np.take_along_axis(distances, block_map, axis=1)
         ranks = _ranks_below(distances, map_distances) + 1  # 1-based high-D rank of each map neighbour
@@ -122,11 +123,11 @@ def _map_neighbours(layout: np.ndarray, queries: np.ndarray, k: int) -> np.ndarr
 
 
 def silhouettes(vectors: np.ndarray, layout: np.ndarray, labels: pd.Series, *, sample: int = 5000,
-                seed: int = 0) -> dict[str, float] | None:
+                seed: int = 0, metric: str = "euclidean") -> dict[str, float] | None:
     """Silhouette of ``labels`` in the map and in high-D on a sample; None if undefined.
 
-    Items with a missing label are left out; at least two labels with two
-    items each are needed.
+    Items with a missing label are left out; at least two labels are needed.
+    The high-D silhouette uses ``metric`` (euclidean or cosine).
     """
     labels = pd.Series(labels).reset_index(drop=True)
     known = np.flatnonzero(labels.notna().to_numpy())
@@ -139,7 +140,8 @@ def silhouettes(vectors: np.ndarray, layout: np.ndarray, labels: pd.Series, *, s
         return None
     return {
         "silhouette_2d": float(silhouette_score(layout[chosen], codes)),
-        "silhouette_hd": float(silhouette_score(vectors[chosen].astype(np.float64), codes)),
+        "silhouette_hd": float(silhouette_score(vectors[chosen].astype(np.float64), codes,
+                                                metric="cosine" if metric == "cosine" else "euclidean")),
     }
 
 

@@ -63,7 +63,12 @@ def layout_table(ids: np.ndarray, layout: np.ndarray, metadata: pd.DataFrame | N
     if metadata is None:
         return table
     renamed = {name: f"meta_{name}" for name in metadata.columns if name in ("id", "x", "y")}
-    return pd.concat([table, metadata.rename(columns=renamed).reset_index(drop=True)], axis=1)
+    metadata = metadata.rename(columns=renamed).reset_index(drop=True)
+    for name in metadata.columns:
+        if metadata[name].dtype == object and pd.api.types.infer_dtype(metadata[name], skipna=True).startswith("mixed"):
+            # Parquet needs one type per column: values of mixed types are kept as text
+            metadata[name] = metadata[name].map(lambda value: None if pd.isna(value) else str(value))
+    return pd.concat([table, metadata], axis=1)
 
 
 def write_layout(out: str, table: pd.DataFrame) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import zarr
 
 from . import __version__
 from .affinity import joint_probabilities
@@ -29,7 +30,7 @@ from .metrics import collapse_check, neighbour_quality, silhouettes
 from .neighbors import choose_backend, nearest_neighbors
 from .outputs import layout_table, prepare_out_dir, remove_outputs, write_layout, write_map, write_metrics
 from .progress import StageTimings
-from .store import RunStore, fingerprint, read_csr, write_array, write_csr
+from .store import STORE_NAME, RunStore, fingerprint, needs_replacing, read_csr, stored_marker, write_array, write_csr
 from .tsne import choose_engine, optimize_layout, pca_init, random_init
 
 logger = logging.getLogger("tsne_dist")
@@ -70,14 +71,9 @@ class _Runner:
         self.fingerprints: dict[str, str] = {}
         self.stages_run: list[str] = []
         self.stages_skipped: list[str] = []
-        identity = {"vectors": _normalise_source(config.vectors)}
-        self.store = RunStore(out, identity, config.to_dict(), overwrite=config.overwrite)
+        self.store = RunStore(out, _identity(config), config.to_dict(), overwrite=config.overwrite)
         if config.overwrite:
             remove_outputs(out)
-
-    def is_done(self, name: str, params: dict[str, Any], upstream: tuple[str, ...]) -> bool:
-        """True when ``name`` finished with these parameters and upstream results."""
-        return self.store.is_done(name, self._fingerprint(name, params, upstream))
 
     def _fingerprint(self, name: str, params: dict[str, Any], upstream: tuple[str, ...]) -> str:
         return fingerprint(name, params, [self.fingerprints[up] for up in upstream])
@@ -100,6 +96,11 @@ class _Runner:
         return True
 
 
+def _identity(config: Config) -> dict[str, Any]:
+    """What makes two runs comparable: the vectors' source."""
+    return {"vectors": _normalise_source(config.vectors)}
+
+
 def _normalise_source(source: object) -> str | None:
     if is_in_memory(source):
         return "in-memory"
@@ -109,14 +110,24 @@ def _normalise_source(source: object) -> str | None:
 
 
 def coerce_config(config: Config | dict[str, Any] | str) -> Config:
-    """A validated Config from a Config, a dict of settings, or a config file path."""
-    if isinstance(config, Config):
-        return config.validate()
+    """A validated Config from a Config, a dict of settings, or a config file path.
+
+    In-memory inputs are normalised: ids given as a list, tuple or Series become
+    an array, and vectors given as a DataFrame become its array of values.
+    """
     if isinstance(config, str):
-        return build_config(read_config_file(config))
-    if isinstance(config, dict):
-        return build_config(config)
-    raise TypeError(f"config must be a Config, dict or file path, not {type(config).__name__}")
+        config = build_config(read_config_file(config))
+    elif isinstance(config, dict):
+        config = build_config(config)
+    elif not isinstance(config, Config):
+        raise TypeError(f"config must be a Config, dict or file path, not {type(config).__name__}")
+    if isinstance(config.vectors, pd.DataFrame):
+        config.vectors = config.vectors.to_numpy()
+    elif isinstance(config.vectors, (list, tuple)):
+        config.vectors = np.asarray(config.vectors)
+    if isinstance(config.ids, (list, tuple, pd.Series, pd.Index)):
+        config.ids = np.asarray(config.ids)
+    return config.validate()
 
 
 def run(config: Config | dict[str, Any] | str) -> Result:
@@ -138,18 +149,22 @@ def run(config: Config | dict[str, Any] | str) -> Result:
     """
     config = coerce_config(config)
     _require_inputs(config)
+    choose_engine(config.engine)  # e.g. --engine cupy without a GPU fails before any work
     out = prepare_out_dir(config.out)
-    runner = _Runner(config, out)
     logger.info("tsne_dist %s: run in %s", __version__, out)
+    # Everything is checked before the store is touched: a user error changes nothing.
+    replace = needs_replacing(out, _identity(config), config.overwrite)
     params = _vectors_params(config)
-    inputs = None if runner.is_done("vectors", params, ()) else _read_inputs(config)
+    vectors_done = not replace and (stored_marker(out, "vectors") or {}).get("fingerprint") == fingerprint(
+        "vectors", params, [])
+    inputs = None if vectors_done else _read_inputs(config)
     if inputs is not None:
         ids, (n_items, n_dims) = inputs[1], inputs[0].shape
     else:
-        ids = _stored_ids(runner)
-        n_items, n_dims = runner.store.group("vectors")["vectors"].shape
+        ids, (n_items, n_dims) = _stored_items(out)
     _check_perplexity(config, n_items)
     metadata = _load_metadata(config, ids)
+    runner = _Runner(config, out)
     _vectors_stage(runner, params, inputs)
     _knn_stage(runner, n_items, n_dims)
     _affinity_stage(runner)
@@ -218,9 +233,11 @@ def _load_metadata(config: Config, ids: np.ndarray) -> pd.DataFrame | None:
     return join_metadata(ids, table, config.id_col, source_name(config.metadata))
 
 
-def _stored_ids(runner: _Runner) -> np.ndarray:
-    ids = runner.store.group("items")["ids"][...]
-    return ids if ids.dtype.kind in "iu" else ids.astype(object)
+def _stored_items(out: str) -> tuple[np.ndarray, tuple[int, int]]:
+    """Ids and (N, D) of a finished vectors stage, read-only."""
+    root = zarr.open_group(os.path.join(out, STORE_NAME), mode="r")
+    ids = root["items"]["ids"][...]
+    return (ids if ids.dtype.kind in "iu" else ids.astype(object)), tuple(root["vectors"]["vectors"].shape)
 
 
 def _vectors(runner: _Runner) -> np.ndarray:
@@ -302,7 +319,8 @@ def _metrics_stage(runner: _Runner, metadata: pd.DataFrame | None) -> None:
             "metrics_sample": quality.n_sampled, "collapse": collapse,
         }
         if labels is not None:
-            scores = silhouettes(vectors, layout, labels, sample=config.metrics_sample, seed=config.seed)
+            scores = silhouettes(vectors, layout, labels, sample=config.metrics_sample, seed=config.seed,
+                                 metric=config.metric)
             if scores is None:
                 warnings.append(f"silhouette of {config.label!r} is undefined (needs at least two labels)")
             else:

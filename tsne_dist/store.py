@@ -31,8 +31,9 @@ ROW_CHUNK_BYTES = 16 * 2**20
 
 
 def fingerprint(*parts: Any) -> str:
-    """A stable hash of JSON-serialisable parts (parameters, upstream fingerprints)."""
-    text = json.dumps(parts, sort_keys=True, default=str)
+    """A stable hash of the package version and JSON-serialisable parts (parameters,
+    upstream fingerprints): an upgrade recomputes every stage."""
+    text = json.dumps([__version__, *parts], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
@@ -59,55 +60,19 @@ class RunStore:
 
     def __init__(self, out: str, identity: dict[str, Any], config: dict[str, Any], overwrite: bool = False) -> None:
         self.path = os.path.join(out, STORE_NAME)
-        self.root = self._open_root(identity, config, overwrite)
-
-    def _open_root(self, identity: dict[str, Any], config: dict[str, Any], overwrite: bool) -> zarr.Group:
-        if os.path.exists(self.path):
-            problem = self._incompatibility(identity)
-            if problem and not self._has_finished_stage():
-                logger.debug("replacing %s: it holds no finished stage (%s)", self.path, problem)
-                overwrite = True
-            if problem and not overwrite:
-                raise StoreError(
-                    f"{self.path} holds a run made from {problem}",
-                    "choose a new --out folder, or pass --overwrite to replace that run",
-                )
-            if problem:
-                logger.warning("replacing the run in %s (%s)", self.path, problem)
-                shutil.rmtree(self.path)
-        root = zarr.open_group(self.path, mode="a", zarr_format=3)
-        root.attrs.update({
+        if needs_replacing(out, identity, overwrite):
+            logger.warning("replacing the run in %s", self.path)
+            shutil.rmtree(self.path)
+        self.root = zarr.open_group(self.path, mode="a", zarr_format=3)
+        self.root.attrs.update({
             "tsne_dist_version": __version__, "layout_version": LAYOUT_VERSION,
             "identity": identity, "config": config,
         })
-        return root
-
-    def _has_finished_stage(self) -> bool:
-        try:
-            root = zarr.open_group(self.path, mode="r")
-            return any(root[name].attrs.asdict().get(MARKER_KEY) for name in root.group_keys())
-        except Exception:  # noqa: BLE001 - unreadable: treat as holding a run, refuse to delete
-            return True
-
-    def _incompatibility(self, identity: dict[str, Any]) -> str | None:
-        try:
-            attrs = zarr.open_group(self.path, mode="r").attrs.asdict()
-        except Exception:  # noqa: BLE001 - any unreadable store is incompatible
-            return "something that is not a readable tsne_dist run store"
-        if attrs.get("layout_version") != LAYOUT_VERSION:
-            return f"store layout version {attrs.get('layout_version')} (this version writes {LAYOUT_VERSION})"
-        if attrs.get("identity") != identity:
-            return f"other input ({_describe_identity(attrs.get('identity'))}, now {_describe_identity(identity)})"
-        return None
 
     # stage markers -------------------------------------------------------
     def marker(self, stage: str) -> dict[str, Any] | None:
         """The marker of ``stage`` or None when the stage is not done."""
-        try:
-            group = zarr.open_group(self.path, path=stage, mode="r")
-            return group.attrs.asdict().get(MARKER_KEY)
-        except Exception:  # noqa: BLE001 - missing or half-written groups are "not done"
-            return None
+        return stored_marker(os.path.dirname(self.path), stage)
 
     def is_done(self, stage: str, stage_fingerprint: str) -> bool:
         """True when ``stage`` finished with exactly this fingerprint."""
@@ -137,6 +102,52 @@ class RunStore:
     def group(self, stage: str) -> zarr.Group:
         """The group of a stage (read or write)."""
         return self.root[stage]
+
+
+def needs_replacing(out: str, identity: dict[str, Any], overwrite: bool) -> bool:
+    """Whether ``OUT/run.zarr`` must be deleted before this run; never deletes anything.
+
+    A store of ours made for the same input is reused. One made for other input
+    is replaced only with ``overwrite`` (or when it holds no finished stage);
+    anything else in its place is refused.
+
+    Raises
+    ------
+    StoreError
+        When the store cannot be reused and ``overwrite`` is not given.
+    """
+    path = os.path.join(out, STORE_NAME)
+    if not os.path.exists(path):
+        return False
+    try:
+        root = zarr.open_group(path, mode="r")
+        attrs = root.attrs.asdict()
+    except Exception:  # noqa: BLE001 - any unreadable store is not ours to reuse
+        attrs, root = {}, None
+    if "layout_version" not in attrs:
+        if overwrite:
+            return True
+        raise StoreError(f"{path} exists and is not a tsne_dist run store",
+                         "choose a new --out folder, or pass --overwrite to replace it")
+    if attrs.get("layout_version") != LAYOUT_VERSION:
+        problem = f"store layout version {attrs.get('layout_version')} (this version writes {LAYOUT_VERSION})"
+    elif attrs.get("identity") != identity:
+        problem = f"other input ({_describe_identity(attrs.get('identity'))}, now {_describe_identity(identity)})"
+    else:
+        return False
+    finished = any(root[name].attrs.asdict().get(MARKER_KEY) for name in root.group_keys())
+    if finished and not overwrite:
+        raise StoreError(f"{path} holds a run made from {problem}",
+                         "choose a new --out folder, or pass --overwrite to replace that run")
+    return True
+
+
+def stored_marker(out: str, stage: str) -> dict[str, Any] | None:
+    """The marker of ``stage`` in ``OUT/run.zarr``, read-only; None if absent or unreadable."""
+    try:
+        return zarr.open_group(os.path.join(out, STORE_NAME), path=stage, mode="r").attrs.asdict().get(MARKER_KEY)
+    except Exception:  # noqa: BLE001 - missing or half-written groups are "not done"
+        return None
 
 
 def write_array(group: zarr.Group, name: str, data: np.ndarray) -> zarr.Array:

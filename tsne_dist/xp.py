@@ -19,7 +19,9 @@ def cupy_or_none() -> ModuleType | None:
     try:
         if cupy.cuda.runtime.getDeviceCount() < 1:
             return None
-    except Exception:  # noqa: BLE001 - any CUDA runtime failure means "no usable GPU"
+        # smoke test: cuFFT and a compiled elementwise kernel must work with this driver
+        float(cupy.fft.rfft(cupy.ones(8)).real.sum() + (cupy.arange(4) * 2).sum())
+    except Exception:  # noqa: BLE001 - any CUDA failure means "no usable GPU"
         return None
     return cupy
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import fsspec
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
+from ..errors import InputError, UserError
 
 
 def open_fs(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -35,8 +37,8 @@ Source = str | np.ndarray | pd.DataFrame
 
 
 def is_in_memory(source: object) -> bool:
-    """True for NumPy arrays and DataFrames passed through the Python API."""
-    return isinstance(source, (np.ndarray, pd.DataFrame))
+    """True for arrays, tables and sequences passed through the Python API."""
+    return isinstance(source, (np.ndarray, pd.DataFrame, pd.Series, list, tuple))
 
 
 def source_name(source: object) -> str:
@@ -64,17 +66,22 @@ def describe_source(url: Source) -> dict[str, Any]:
     fingerprints: a changed input recomputes the stages that read it.
     """
     if is_in_memory(url):
-        return {"url": "in-memory", "content": content_hash(url)}
+        return {"url": "in-memory", "content": content_hash(url if isinstance(url, pd.DataFrame) else np.asarray(url))}
     fs, path = open_fs(url)
     info = fs.info(path)
-    stamp = next((info[key] for key in ("mtime", "LastModified", "updated", "ETag", "created") if key in info), None)
+    stamp = _stamp_of(info)
     size = info.get("size")
     if info.get("type") == "directory":
         entries = fs.find(path, detail=True)
         size = sum(entry.get("size") or 0 for entry in entries.values())
-        stamps = [str(entry.get("mtime", entry.get("LastModified", ""))) for entry in entries.values()]
+        stamps = [str(_stamp_of(entry)) for entry in entries.values()]
         stamp = max(stamps) if stamps else stamp
     return {"url": url, "size": size, "stamp": str(stamp)}
+
+
+def _stamp_of(info: dict[str, Any]) -> Any:
+    """A file's modification stamp under the name its filesystem uses."""
+    return next((info[key] for key in ("mtime", "LastModified", "updated", "ETag", "created") if key in info), None)
 
 
 def suffix_of(url: str) -> str:
@@ -100,3 +107,16 @@ def content_hash(data: np.ndarray | pd.DataFrame) -> str:
         else:
             digest.update(array.view(np.uint8).ravel().data if array.size else b"")
     return digest.hexdigest()
+
+
+@contextmanager
+def reading(url: object, what: str) -> Iterator[None]:
+    """Turn a reader's failure on a malformed or unreadable file into one :class:`InputError`."""
+    try:
+        yield
+    except UserError:
+        raise
+    except (OSError, ValueError, EOFError, UnicodeDecodeError) as exc:
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise InputError(f"cannot read {what} {source_name(url)}: {first_line}",
+                         "check that the file is complete and in the format its name says") from None

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, InputError
-from .sources import open_fs, require_exists, suffix_of
+from .sources import open_fs, reading, require_exists, suffix_of
 
 logger = logging.getLogger("tsne_dist")
 
@@ -20,11 +20,12 @@ def read_table(url: str | pd.DataFrame, what: str) -> pd.DataFrame:
     require_exists(url, what)
     suffix = suffix_of(url)
     fs, path = open_fs(url)
-    if suffix == ".parquet":
-        return pd.read_parquet(path, filesystem=fs)
-    if suffix in (".csv", ".tsv"):
-        with fs.open(path, "rb") as handle:
-            return pd.read_csv(handle, sep="\t" if suffix == ".tsv" else ",")
+    with reading(url, what):
+        if suffix == ".parquet":
+            return pd.read_parquet(path, filesystem=fs)
+        if suffix in (".csv", ".tsv"):
+            with fs.open(path, "rb") as handle:
+                return pd.read_csv(handle, sep="\t" if suffix == ".tsv" else ",", low_memory=False)
     raise InputError(f"cannot tell the format of {what} {url}", "use a .parquet or .csv file")
 
 
@@ -38,12 +39,13 @@ def read_ids(url: str | np.ndarray, id_col: str) -> np.ndarray:
     suffix = suffix_of(url)
     require_exists(url, "ids file")
     fs, path = open_fs(url)
-    if suffix == ".npy":
-        with fs.open(path, "rb") as handle:
-            return np.load(handle, allow_pickle=False)
-    if suffix == ".txt":
-        with fs.open(path, "rt") as handle:
-            return np.array([line.rstrip("\n") for line in handle if line.rstrip("\n")], dtype=object)
+    with reading(url, "ids file"):
+        if suffix == ".npy":
+            with fs.open(path, "rb") as handle:
+                return np.load(handle, allow_pickle=False)
+        if suffix == ".txt":
+            with fs.open(path, "rt") as handle:
+                return np.array([line.rstrip("\n") for line in handle if line.rstrip("\n")], dtype=object)
     table = read_table(url, "ids file")
     if id_col in table.columns:
         return table[id_col].to_numpy()
@@ -90,21 +92,28 @@ def check_ids(ids: np.ndarray | None, n_items: int, source: str) -> np.ndarray:
 def join_metadata(ids: np.ndarray, metadata: pd.DataFrame, id_col: str, source: str) -> pd.DataFrame:
     """Metadata rows in item order, one per id, without the id column.
 
+    Rows with a missing id and rows for items not in the vectors are ignored.
+
     Raises
     ------
     InputError
-        No id column, duplicate metadata ids, or items without metadata.
+        No id column, several rows for one item, or items without metadata.
     """
     if id_col not in metadata.columns:
         raise ConfigError(
             f"metadata {source} has no id column {id_col!r} (columns: {', '.join(map(str, metadata.columns))})",
             "pass --id-col NAME",
         )
+    metadata = metadata[metadata[id_col].notna()]
     keys = _comparable_keys(metadata[id_col], ids)
     item_keys = _comparable_keys(pd.Series(ids), metadata[id_col])
-    if keys.duplicated().any():
-        raise InputError(f"{int(keys.duplicated().sum())} duplicate ids in metadata {source}", "keep one metadata row per item")
-    table = metadata.drop(columns=[id_col]).set_axis(pd.Index(keys), axis=0)
+    relevant = keys.isin(item_keys).to_numpy()
+    repeated = keys[relevant].duplicated()
+    if repeated.any():
+        examples = ", ".join(map(str, keys[relevant][repeated].unique()[:3]))
+        raise InputError(f"{int(repeated.sum())} items have more than one row in metadata {source} (e.g. {examples})",
+                         "keep one metadata row per item")
+    table = metadata.drop(columns=[id_col])[relevant].set_axis(pd.Index(keys[relevant]), axis=0)
     missing = ~item_keys.isin(table.index)
     if missing.any():
         examples = ", ".join(map(str, item_keys[missing][:3]))
@@ -112,17 +121,27 @@ def join_metadata(ids: np.ndarray, metadata: pd.DataFrame, id_col: str, source: 
             f"{int(missing.sum())} of {len(ids)} items have no row in metadata {source} (e.g. {examples})",
             f"add rows for them, or check that --id-col {id_col!r} holds the same ids as the vectors",
         )
-    extra = len(table) - len(ids)
-    if extra > 0:
-        logger.info("metadata has %d rows for items that are not in the vectors; ignored", extra)
+    ignored = len(metadata) - int(relevant.sum())
+    if ignored > 0:
+        logger.info("metadata has %d rows for items that are not in the vectors; ignored", ignored)
     return table.loc[item_keys.to_numpy()].reset_index(drop=True)
 
 
 def _comparable_keys(values: pd.Series, other: np.ndarray | pd.Series) -> pd.Series:
-    """Ids as int64 when both sides are integers, else as strings."""
+    """Ids as int64 when both sides hold whole numbers, else as text."""
     values = pd.Series(values).reset_index(drop=True)
-    both_int = values.dtype.kind in "iu" and np.asarray(other).dtype.kind in "iu"
-    return values.astype(np.int64) if both_int else values.astype(str)
+    if _whole_numbers(values) and _whole_numbers(pd.Series(other)):
+        return values.astype("float64").astype(np.int64)
+    return values.astype(str)
+
+
+def _whole_numbers(values: pd.Series) -> bool:
+    values = values.dropna()
+    if values.dtype.kind in "iu" or str(values.dtype) in ("Int64", "Int32", "UInt64", "UInt32"):
+        return True
+    if values.dtype.kind == "f":
+        return bool(np.all(np.mod(values.to_numpy(), 1) == 0))
+    return False
 
 
 def check_columns(metadata: pd.DataFrame | None, columns: dict[str, str | None]) -> None:

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import zarr
 
 from ..errors import ConfigError, InputError
-from .sources import open_fs, require_exists, suffix_of
+from .sources import open_fs, reading, require_exists, suffix_of
 
 logger = logging.getLogger("tsne_dist")
 
@@ -39,12 +39,13 @@ def read_vectors(url: str | np.ndarray, vector_col: str | None = None, id_col: s
         return url, None
     require_exists(url, "vectors file")
     suffix = suffix_of(url)
-    if suffix == ".npy":
-        return _read_npy(url), None
-    if suffix == ".parquet":
-        return _read_parquet(url, vector_col, id_col)
-    if suffix == ".zarr":
-        return _read_zarr(url), None
+    with reading(url, "vectors file"):
+        if suffix == ".npy":
+            return _read_npy(url), None
+        if suffix == ".parquet":
+            return _read_parquet(url, vector_col, id_col)
+        if suffix == ".zarr":
+            return _read_zarr(url), None
     raise InputError(f"cannot tell the format of {url}", "use a .npy, .parquet or .zarr file for --vectors")
 
 
@@ -100,17 +101,21 @@ def _is_numeric(arrow_type: pa.DataType) -> bool:
 
 
 def _list_column_to_array(column: pa.ChunkedArray, url: str) -> np.ndarray:
-    values = column.to_pylist()
-    if any(value is None for value in values):
-        missing = sum(value is None for value in values)
-        raise InputError(f"{url}: {missing} rows have no vector", "drop those rows or fill them")
-    lengths = {len(value) for value in values}
-    if len(lengths) > 1:
-        raise InputError(f"{url}: vectors have different lengths ({sorted(lengths)[:5]})", "give every row the same dimension")
-    try:
-        return np.asarray(values, dtype=np.float64).reshape(len(values), -1)
-    except (TypeError, ValueError):
-        raise InputError(f"{url}: the vector column holds non-numeric values", "store numbers in the list column") from None
+    array = column.combine_chunks()
+    if array.null_count:
+        raise InputError(f"{url}: {array.null_count} rows have no vector", "drop those rows or fill them")
+    if pa.types.is_fixed_size_list(array.type):
+        lengths = np.full(len(array), array.type.list_size)
+    else:
+        lengths = np.diff(array.offsets.to_numpy())
+    if len(np.unique(lengths)) > 1:
+        raise InputError(f"{url}: vectors have different lengths ({np.unique(lengths)[:5].tolist()})",
+                         "give every row the same dimension")
+    values = array.flatten()
+    if not _is_numeric(values.type):
+        raise InputError(f"{url}: the vector column holds non-numeric values ({values.type})",
+                         "store numbers in the list column")
+    return values.to_numpy(zero_copy_only=False).reshape(len(array), -1)
 
 
 def _read_zarr(url: str) -> np.ndarray:

@@ -54,7 +54,7 @@ def _sort_candidates(distances, indices, rows, cols, k: int):
 
 
 def bruteforce_knn(data, k: int, *, query_block: int = 2048, data_block: int = 65536,
-                   exclude_self: bool = True, on_block: Callable[[int], None] | None = None):
+                   exclude_self: bool = True, on_block: Callable[[int], None] | None = None, queries=None):
     """Exact k nearest neighbours of every row of ``data`` among all rows.
 
     Parameters
@@ -70,6 +70,8 @@ def bruteforce_knn(data, k: int, *, query_block: int = 2048, data_block: int = 6
         Drop each row itself from its neighbours.
     on_block : callable, optional
         Called with the number of query rows finished after each query block.
+    queries : array of int, optional
+        Search only these rows' neighbours (default: every row).
 
     Returns
     -------
@@ -79,16 +81,20 @@ def bruteforce_knn(data, k: int, *, query_block: int = 2048, data_block: int = 6
         (N, k) float32 euclidean distances.
     """
     xp = get_array_module(data)
-    work = data.astype(np.float64) if xp is np else data
+    if xp is np:
+        work = data.astype(np.float64)
+    else:
+        work = data if data.dtype.kind == "f" else data.astype(np.float32)
     n_items = work.shape[0]
     if k > n_items - int(exclude_self):
         raise ValueError(f"k={k} needs at least {k + 1} items, got {n_items}")
+    rows = xp.arange(n_items) if queries is None else xp.asarray(queries)
     sq_norms = (work * work).sum(axis=1)
     all_indices = []
     all_distances = []
-    for q_start in range(0, n_items, query_block):
-        q_stop = min(q_start + query_block, n_items)
-        best_d, best_i = _query_block(work, sq_norms, q_start, q_stop, k, data_block, exclude_self)
+    for q_start in range(0, rows.shape[0], query_block):
+        q_stop = min(q_start + query_block, rows.shape[0])
+        best_d, best_i = _query_block(work, sq_norms, rows[q_start:q_stop], k, data_block, exclude_self)
         all_indices.append(best_i.astype(np.int32))
         all_distances.append(xp.sqrt(best_d).astype(np.float32))
         if on_block is not None:
@@ -96,15 +102,15 @@ def bruteforce_knn(data, k: int, *, query_block: int = 2048, data_block: int = 6
     return xp.concatenate(all_indices), xp.concatenate(all_distances)
 
 
-def _query_block(work, sq_norms, q_start: int, q_stop: int, k: int, data_block: int, exclude_self: bool):
+def _query_block(work, sq_norms, query_rows, k: int, data_block: int, exclude_self: bool):
     xp = get_array_module(work)
-    queries = work[q_start:q_stop]
+    queries = work[query_rows]
     best_d = best_i = None
     for d_start in range(0, work.shape[0], data_block):
         d_stop = min(d_start + data_block, work.shape[0])
         distances = squared_distances(queries, work[d_start:d_stop], sq_norms[d_start:d_stop])
         if exclude_self:
-            _mask_self(distances, q_start, q_stop, d_start, d_stop)
+            _mask_self(distances, query_rows, d_start, d_stop)
         indices = xp.broadcast_to(xp.arange(d_start, d_stop, dtype=np.int64), distances.shape)
         if best_d is not None:
             distances = xp.concatenate([best_d, distances], axis=1)
@@ -113,9 +119,8 @@ def _query_block(work, sq_norms, q_start: int, q_stop: int, k: int, data_block: 
     return best_d, best_i
 
 
-def _mask_self(distances, q_start: int, q_stop: int, d_start: int, d_stop: int) -> None:
+def _mask_self(distances, query_rows, d_start: int, d_stop: int) -> None:
+    """Set each query's distance to itself to infinity (when it lies in this data block)."""
     xp = get_array_module(distances)
-    lo, hi = max(q_start, d_start), min(q_stop, d_stop)
-    if lo < hi:
-        rows = xp.arange(lo, hi)
-        distances[rows - q_start, rows - d_start] = xp.inf
+    inside = xp.flatnonzero((query_rows >= d_start) & (query_rows < d_stop))
+    distances[inside, query_rows[inside] - d_start] = xp.inf

@@ -42,7 +42,32 @@ def nndescent_knn(data: np.ndarray, k: int, metric: str, seed: int, n_jobs: int)
         max_candidates=60, random_state=seed, n_jobs=n_jobs, low_memory=True, verbose=False,
     )
     indices, distances = index.neighbor_graph
-    return drop_self(indices, distances, k)
+    indices, distances = drop_self(indices, distances, k)
+    return fill_missing(data, indices, distances, metric)
+
+
+def fill_missing(data: np.ndarray, indices: np.ndarray, distances: np.ndarray,
+                 metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """Recompute exactly the rows where pynndescent found fewer than k neighbours.
+
+    pynndescent marks them with index -1 and an infinite distance (it happens with
+    many duplicate vectors); those rows get their exact neighbours instead.
+    """
+    from .api import prepare_metric
+    from .bruteforce import bruteforce_knn
+
+    incomplete = np.flatnonzero((indices < 0).any(axis=1) | ~np.isfinite(distances).all(axis=1))
+    if len(incomplete) == 0:
+        return indices, distances
+    logger.warning("pynndescent left %d items with fewer than %d neighbours; searching them exactly",
+                   len(incomplete), indices.shape[1])
+    exact_indices, exact_distances = bruteforce_knn(prepare_metric(data, metric), indices.shape[1],
+                                                    queries=incomplete)
+    if metric == "cosine":
+        exact_distances = (exact_distances.astype(np.float64) ** 2 / 2).astype(np.float32)
+    indices[incomplete] = exact_indices
+    distances[incomplete] = exact_distances
+    return indices, distances
 
 
 def drop_self(indices: np.ndarray, distances: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -128,6 +128,28 @@ def choose_boxes(span: float, min_boxes: int = MIN_BOXES, max_boxes: int = MAX_B
     return int(min(max(wanted, min_boxes), max_boxes))
 
 
+def _fast_box_count(n_boxes: int, p: int) -> int:
+    """The smallest count >= n_boxes whose FFT length 2 * p * count has only factors 2, 3, 5."""
+    count = n_boxes
+    while True:
+        length = 2 * p * count
+        for factor in (2, 3, 5):
+            while length % factor == 0:
+                length //= factor
+        if length == 1:
+            return count
+        count += 1
+
+
+def _fft_module(xp):
+    """scipy.fft (multi-threaded) for NumPy, else the array module's own fft."""
+    if xp is np:
+        import scipy.fft
+
+        return scipy.fft, {"workers": -1}
+    return xp.fft, {}
+
+
 def _lagrange_weights(t, p: int):
     """Weights of the ``p`` nodes at local positions 0.5, 1.5, ... for points at ``t`` in [0, p)."""
     xp = get_array_module(t)
@@ -144,6 +166,7 @@ def _lagrange_weights(t, p: int):
 
 def _kernel_fft(xp, n_nodes: int, spacing: float, dof: float):
     """FFT of K(d) = (1 + d^2/dof)^-(dof+1) on the circulant embedding (2n x 2n)."""
+    fft, options = _fft_module(xp)
     offsets = xp.arange(2 * n_nodes, dtype=np.float64)
     offsets = xp.where(offsets <= n_nodes, offsets, offsets - 2 * n_nodes) * spacing
     offsets[n_nodes] = 0.0  # the unused middle of the embedding
@@ -151,7 +174,7 @@ def _kernel_fft(xp, n_nodes: int, spacing: float, dof: float):
     kernel = (1.0 + sq / dof) ** (-(dof + 1.0))
     kernel[n_nodes, :] = 0.0
     kernel[:, n_nodes] = 0.0
-    return xp.fft.rfft2(kernel)
+    return fft.rfft2(kernel, **options)
 
 
 @numba.njit(cache=True)
@@ -224,7 +247,7 @@ def repulsion(y, dof: float = 1.0, n_interpolation_points: int = 3, min_boxes: i
     lower = y.min(axis=0)
     span = float((y.max(axis=0) - lower).max())
     span = max(span * (1.0 + 1e-9), 1e-9)
-    n_boxes = choose_boxes(span, min_boxes, max_boxes, boxes_per_unit)
+    n_boxes = _fast_box_count(choose_boxes(span, min_boxes, max_boxes, boxes_per_unit), p)
     n_nodes = n_boxes * p
     spacing = span / n_nodes
     local = (y - lower) / spacing  # in node units, [0, n_nodes]
@@ -241,8 +264,9 @@ def repulsion(y, dof: float = 1.0, n_interpolation_points: int = 3, min_boxes: i
     spread, gather = (_spread_numba, _gather_numba) if (use_numba and xp is np) else (_spread_xp, _gather_xp)
     grid = xp.zeros((4, 2 * n_nodes, 2 * n_nodes))
     grid[:, :n_nodes, :n_nodes] = spread(indices, weights, charges, n_nodes * n_nodes).reshape(4, n_nodes, n_nodes)
-    potentials = xp.fft.irfft2(xp.fft.rfft2(grid) * _kernel_fft(xp, n_nodes, spacing, dof)[None],
-                               s=(2 * n_nodes, 2 * n_nodes))
+    fft, options = _fft_module(xp)
+    potentials = fft.irfft2(fft.rfft2(grid, **options) * _kernel_fft(xp, n_nodes, spacing, dof)[None],
+                            s=(2 * n_nodes, 2 * n_nodes), **options)
     potentials = xp.ascontiguousarray(potentials[:, :n_nodes, :n_nodes]).reshape(4, -1)
     phi = gather(indices, weights, potentials)  # (4, N)
     z = ((1.0 + sq_norm / dof) * phi[0] - (2.0 / dof) * (y[:, 0] * phi[1] + y[:, 1] * phi[2])

@@ -1,0 +1,56 @@
+"""The same xp code on CuPy equals NumPy. Skipped without CuPy and a CUDA device (CI has none);
+benchmarks/gpu_check.sh runs these on a lent GPU."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tsne_dist.affinity import joint_probabilities
+from tsne_dist.datasets import synthetic_catalog
+from tsne_dist.neighbors import nearest_neighbors
+from tsne_dist.neighbors.bruteforce import bruteforce_knn
+from tsne_dist.tsne import pca_init
+from tsne_dist.tsne.gradient import attraction, edge_list, repulsion
+from tsne_dist.tsne.optimizer import Embedding
+from tsne_dist.xp import cupy_or_none
+
+cp = cupy_or_none()
+pytestmark = pytest.mark.skipif(cp is None, reason="needs CuPy and a CUDA device")
+
+
+@pytest.fixture(scope="module")
+def problem():
+    vectors, _ = synthetic_catalog(3000, 16, seed=5)
+    knn = nearest_neighbors(vectors, 30, backend="bruteforce")
+    return vectors, joint_probabilities(knn.indices, knn.distances, 10.0)
+
+
+def test_bruteforce_on_cupy_equals_numpy():
+    data = np.random.default_rng(0).integers(0, 3, size=(2000, 8)).astype(np.float64)
+    cpu_indices, cpu_distances = bruteforce_knn(data, 15)
+    gpu_indices, gpu_distances = bruteforce_knn(cp.asarray(data), 15)
+    np.testing.assert_array_equal(cp.asnumpy(gpu_indices), cpu_indices)
+    np.testing.assert_allclose(cp.asnumpy(gpu_distances), cpu_distances, rtol=1e-6)
+
+
+def test_gradient_on_cupy_equals_numpy(problem):
+    _, P = problem
+    y = np.random.default_rng(1).normal(size=(3000, 2)) * 20
+    forces, kl_term = attraction(y, edge_list(P), 1.0, with_kl=True)
+    gpu_forces, gpu_kl_term = attraction(cp.asarray(y), edge_list(P, cp), 1.0, with_kl=True)
+    np.testing.assert_allclose(cp.asnumpy(gpu_forces), forces, rtol=1e-8, atol=1e-14)
+    assert abs(gpu_kl_term - kl_term) < 1e-8 * abs(kl_term)
+    rep, z = repulsion(y)
+    gpu_rep, gpu_z = repulsion(cp.asarray(y))
+    np.testing.assert_allclose(cp.asnumpy(gpu_rep), rep, rtol=1e-7, atol=1e-14)
+    assert abs(gpu_z - z) < 1e-8 * z
+
+
+def test_optimizer_on_cupy_tracks_numpy(problem):
+    vectors, P = problem
+    init = pca_init(vectors, 0)
+    cpu = Embedding(init, P, use_numba=False).optimize(100, exaggeration=12, momentum=0.5)
+    gpu = Embedding(init, P, xp=cp).optimize(100, exaggeration=12, momentum=0.5)
+    np.testing.assert_allclose(gpu.layout, cpu.layout, rtol=1e-5, atol=1e-6)
+    assert abs(gpu.kl_divergence - cpu.kl_divergence) < 1e-6 * abs(cpu.kl_divergence)
