@@ -105,7 +105,8 @@ def test_numpy_engine_matches_opentsne_on_the_same_p_and_init(name):
 
 
 def test_engine_choice_and_the_cli_flag(tmp_path, catalog_files):
-    assert choose_engine("auto")[0] == "opentsne"
+    assert choose_engine("auto", 5_000)[0] == "opentsne"
+    assert choose_engine("auto", 10_000)[0] == "numpy"
     assert choose_engine("numpy") == ("numpy", "requested")
     with pytest.raises(tsne_dist.ConfigError, match="CuPy"):
         choose_engine("cupy")

@@ -24,6 +24,7 @@ logger = logging.getLogger("tsne_dist")
 
 CALLBACK_EVERY = 50
 ENGINES = ("auto", "numpy", "cupy", "opentsne")
+NUMPY_ENGINE_MIN_ITEMS = 10_000
 
 
 @dataclass
@@ -54,14 +55,17 @@ class OptimizeResult:
 def choose_engine(requested: str, n_items: int | None = None) -> tuple[str, str]:
     """The engine that runs for ``requested`` and why.
 
-    ``auto`` is ``cupy`` when CuPy sees a CUDA device, else ``opentsne``, which
-    measured faster than our NumPy engine on 2 CPU cores at every size we tried
-    (benchmarks/README.md).
+    ``auto`` is ``cupy`` when CuPy sees a usable CUDA device. On a CPU it is our
+    ``numpy`` engine from ``NUMPY_ENGINE_MIN_ITEMS`` items on (measured 3-13 %
+    faster than openTSNE at equal KL on 2 cores, benchmarks/README.md), and
+    ``opentsne`` below, where its Barnes-Hut gradient is faster than an FFT grid.
     """
     if requested == "auto":
         if cupy_or_none() is not None:
             return "cupy", "CuPy sees a CUDA device"
-        return "opentsne", "no usable GPU; openTSNE is the fastest CPU engine measured (benchmarks/README.md)"
+        if n_items is not None and n_items >= NUMPY_ENGINE_MIN_ITEMS:
+            return "numpy", f"no usable GPU; our FFT engine is the faster CPU engine from {NUMPY_ENGINE_MIN_ITEMS:,} items"
+        return "opentsne", f"no usable GPU; openTSNE's Barnes-Hut is the faster CPU engine below {NUMPY_ENGINE_MIN_ITEMS:,} items"
     if requested == "cupy" and cupy_or_none() is None:
         raise ConfigError("--engine cupy needs CuPy and a CUDA device, and none is usable here",
                           'pip install "tsne-dist[gpu]" on a GPU machine, or use --engine numpy')
