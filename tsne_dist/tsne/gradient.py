@@ -31,7 +31,8 @@ EDGE_CHUNK = 8_000_000
 
 @dataclass
 class EdgeList:
-    """P as flat edge arrays (rows, cols, values) for segment sums, plus the CSR parts."""
+    """P as flat edge arrays (rows, cols: int32, values: float32) for segment sums, plus
+    the CSR row pointer; 12 bytes per edge (about 1.5 GB for 1M points at perplexity 30)."""
 
     rows: object
     cols: object
@@ -46,8 +47,8 @@ def edge_list(P, xp=np) -> EdgeList:
     P = P.tocsr()
     counts = np.diff(P.indptr)
     rows = np.repeat(np.arange(P.shape[0], dtype=np.int32), counts)
-    values = P.data.astype(np.float64)
-    positive = values[values > 0]
+    values = P.data.astype(np.float32)  # as stored; products are formed in float64
+    positive = values[values > 0].astype(np.float64)
     return EdgeList(
         rows=xp.asarray(rows), cols=xp.asarray(P.indices.astype(np.int32)), values=xp.asarray(values),
         indptr=xp.asarray(P.indptr.astype(np.int64)), n_items=P.shape[0],
