@@ -94,10 +94,6 @@ class RunStore:
         }
         self.root[stage].attrs.update({MARKER_KEY: json.loads(json.dumps(marker, default=str))})
 
-    def stages(self) -> dict[str, dict[str, Any] | None]:
-        """Every stage group in the store with its marker (None: not done)."""
-        return {name: self.marker(name) for name in sorted(self.root.group_keys())}
-
     # arrays --------------------------------------------------------------
     def group(self, stage: str) -> zarr.Group:
         """The group of a stage (read or write)."""

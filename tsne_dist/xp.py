@@ -35,9 +35,3 @@ def get_array_module(array: object) -> ModuleType:
         return cupy
     return np
 
-
-def to_numpy(array: object) -> np.ndarray:
-    """Bring an xp array to host memory as a NumPy array."""
-    if hasattr(array, "get"):
-        return array.get()
-    return np.asarray(array)
