@@ -77,3 +77,27 @@ def test_rows_pynndescent_could_not_fill_are_searched_exactly():
     filled_indices, filled_distances = fill_missing(data, indices, distances, "euclidean")
     np.testing.assert_array_equal(filled_indices, exact.indices)
     np.testing.assert_allclose(filled_distances, exact.distances, rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_default_nndescent_reaches_recall_at_15_on_glove_and_synthetic_data():
+    from tsne_dist.datasets import load_glove, synthetic_catalog
+    from tsne_dist.neighbors import graph_recall
+
+    for name, vectors in (("glove 20k", load_glove(20_000)[0]),
+                          ("synthetic 20k", synthetic_catalog(20_000, 64, seed=0)[0])):
+        approx = nearest_neighbors(vectors, 15, backend="pynndescent", seed=0)
+        recall = graph_recall(vectors, approx.indices, sample=2000)
+        print(f"{name}: recall@15 {recall:.4f}")
+        assert recall >= 0.95, name
+
+
+def test_graph_recall_counts_found_true_neighbours():
+    from tsne_dist.neighbors import graph_recall
+
+    data = np.random.default_rng(6).normal(size=(300, 5)).astype(np.float32)
+    exact = nearest_neighbors(data, 10, backend="bruteforce")
+    assert graph_recall(data, exact.indices) == 1.0
+    damaged = exact.indices.copy()
+    damaged[:, 5:] = exact.indices[::-1, 5:]  # half of each row replaced by another row's neighbours
+    assert 0.45 <= graph_recall(data, damaged) <= 0.6

@@ -82,6 +82,8 @@ def test_same_seed_same_layout_and_another_seed_differs(tmp_path, capsys, catalo
     with open(tmp_path / "a" / "layout.parquet", "rb") as a, open(tmp_path / "b" / "layout.parquet", "rb") as b:
         assert a.read() == b.read()
     assert not np.array_equal(outputs[0][["x", "y"]].to_numpy(), outputs[2][["x", "y"]].to_numpy())
+    metrics = read_metrics(str(tmp_path / "a"))
+    assert metrics["knn_backend"] == "pynndescent" and metrics["knn_graph_recall"] >= 0.95
 
 
 def _cli(*args: str) -> list[str]:

@@ -27,7 +27,7 @@ from .io.sources import describe_source, is_in_memory, require_exists, source_na
 from .io.tables import check_columns, check_ids, join_metadata, read_ids, read_table
 from .io.vectors import check_vectors, read_vectors
 from .metrics import collapse_check, neighbour_quality, silhouettes
-from .neighbors import choose_backend, nearest_neighbors
+from .neighbors import choose_backend, graph_recall, nearest_neighbors
 from .outputs import layout_table, prepare_out_dir, remove_outputs, write_layout, write_map, write_metrics
 from .progress import StageTimings
 from .store import STORE_NAME, RunStore, fingerprint, needs_replacing, read_csr, stored_marker, write_array, write_csr
@@ -254,7 +254,12 @@ def _knn_stage(runner: _Runner, n_items: int, n_dims: int) -> None:
                                    seed=config.seed, n_jobs=config.n_jobs)
         write_array(group, "indices", result.indices)
         write_array(group, "distances", result.distances)
-        return {"reason": result.reason}
+        extra = {"reason": result.reason}
+        if backend != "bruteforce":
+            recall = graph_recall(_vectors(runner), result.indices, metric=config.metric, seed=config.seed)
+            extra["graph_recall"] = round(recall, 5)
+            logger.info("kNN graph recall@%d on a 1,000-item sample: %.4f", config.k, recall)
+        return extra
 
     runner.stage("knn", params, ("vectors",), compute)
 
@@ -370,6 +375,7 @@ def _metrics_document(runner: _Runner, n_items: int, layout_attrs: dict, metrics
         "kl_divergence": layout_attrs.get("kl_divergence"),
         "engine": layout_attrs.get("engine"),
         "knn_backend": markers["knn"].get("params", {}).get("backend"),
+        "knn_graph_recall": markers["knn"].get("graph_recall", 1.0),
         "perplexity": runner.config.perplexity,
         "n_neighbors": runner.config.k,
         "metrics_sample": figures["metrics_sample"],

@@ -92,7 +92,7 @@ def describe(info: RunInfo) -> str:
     if info.metrics:
         metrics = info.metrics
         keys = ["n_items", "knn_recall@10", "trustworthiness@10", "silhouette_2d", "silhouette_hd",
-                "kl_divergence", "engine", "knn_backend"]
+                "kl_divergence", "engine", "knn_backend", "knn_graph_recall"]
         lines.append("metrics:")
         lines.extend(f"  {key:<20} {metrics[key]}" for key in keys if key in metrics)
         for warning in metrics.get("warnings", []):

@@ -99,3 +99,34 @@ def nearest_neighbors(vectors: np.ndarray, k: int, *, backend: str = "auto", met
     else:
         raise ConfigError(f"unknown kNN backend {chosen!r}", "use auto, pynndescent or bruteforce")
     return KNNResult(indices=indices, distances=distances, backend=chosen, reason=reason)
+
+
+def graph_recall(vectors: np.ndarray, indices: np.ndarray, *, metric: str = "euclidean", sample: int = 1000,
+                 seed: int = 0) -> float:
+    """Share of the exact k nearest neighbours that a kNN graph holds, on sampled rows.
+
+    Parameters
+    ----------
+    vectors : np.ndarray
+        (N, D) vectors the graph was built from.
+    indices : np.ndarray
+        (N, k) neighbour row numbers (self excluded).
+    metric : str
+        The metric the graph used.
+    sample : int
+        Rows whose exact neighbours are computed (all rows when N is smaller).
+    seed : int
+        Seed of the sample.
+
+    Returns
+    -------
+    float
+        Mean over sampled rows of |graph row ∩ exact row| / k (ties in the exact
+        distances are broken by index).
+    """
+    n_items, k = indices.shape
+    rng = np.random.default_rng(seed)
+    rows = np.arange(n_items) if n_items <= sample else np.sort(rng.choice(n_items, size=sample, replace=False))
+    exact, _ = bruteforce_knn(prepare_metric(vectors, metric), k, queries=rows)
+    hits = sum(len(np.intersect1d(found, true)) for found, true in zip(indices[rows], exact))
+    return hits / (len(rows) * k)
