@@ -1,0 +1,65 @@
+"""kNN: time and recall@k of single-process NNDescent and of sharded search on a local Dask cluster.
+
+    python benchmarks/bench_knn.py --dataset glove --sizes 400000 --modes single
+    python benchmarks/bench_knn.py --dataset synthetic --dims 128 --sizes 100000 1000000 --modes single sharded
+
+Recall is measured against exact neighbours of 2,000 sampled items (blocked brute force).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+
+import numpy as np
+
+
+def load(dataset: str, n_items: int, dims: int) -> np.ndarray:
+    from tsne_dist.datasets import load_glove, synthetic_catalog
+
+    if dataset == "glove":
+        return load_glove(n_items)[0]
+    return synthetic_catalog(n_items, dims, n_categories=30, n_subcategories=5, seed=0)[0]
+
+
+def main() -> None:
+    from tsne_dist.cluster import dask_client
+    from tsne_dist.neighbors import graph_recall, nearest_neighbors
+    from tsne_dist.neighbors.sharded import sharded_knn
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", choices=["glove", "synthetic"], default="synthetic")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000])
+    parser.add_argument("--dims", type=int, default=128)
+    parser.add_argument("--k", type=int, default=15)
+    parser.add_argument("--shards", type=int, default=4)
+    parser.add_argument("--modes", nargs="+", default=["single", "sharded"], choices=["single", "sharded"])
+    args = parser.parse_args()
+    rows = []
+    for n_items in args.sizes:
+        vectors = load(args.dataset, n_items, args.dims)
+        for mode in args.modes:
+            start = time.perf_counter()
+            if mode == "single":
+                indices = nearest_neighbors(vectors, args.k, backend="pynndescent", seed=0).indices
+            else:
+                with dask_client("local") as client:
+                    indices = sharded_knn(client, vectors, args.k, n_shards=args.shards, seed=0)[0]
+            seconds = time.perf_counter() - start
+            recall = graph_recall(vectors, indices, sample=2000)
+            row = {"data": args.dataset, "n": n_items, "dims": vectors.shape[1], "mode": mode, "seconds": seconds,
+                   f"recall@{args.k}": recall}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    print(f"\nMachine: {platform.machine()}, {os.cpu_count()} cores\n")
+    print(f"| data | N x D | mode | seconds | recall@{args.k} |\n|---|---|---|---|---|")
+    for row in rows:
+        print(f"| {row['data']} | {row['n']:,} x {row['dims']} | {row['mode']} | {row['seconds']:.0f} | "
+              f"{row[f'recall@{args.k}']:.4f} |")
+
+
+if __name__ == "__main__":
+    main()
