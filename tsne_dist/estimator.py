@@ -8,7 +8,7 @@ import numpy as np
 
 from .affinity import joint_probabilities
 from .config import Config
-from .io.vectors import check_vectors
+from .io.vectors import check_item_count, check_vectors
 from .neighbors import nearest_neighbors
 from .tsne import optimize_layout, pca_init, random_init
 
@@ -86,7 +86,8 @@ class TSNE:
     def fit(self, X: np.ndarray, y: object = None) -> "TSNE":
         """Compute the embedding of ``X`` ((N, D) numbers); ``y`` is ignored."""
         config = self._config()
-        vectors = check_vectors(X, "X", config.perplexity)
+        vectors = check_vectors(X, "X")
+        check_item_count(len(vectors), config.perplexity, config.k)
         knn = nearest_neighbors(vectors, config.k, backend=config.knn, metric=config.metric, seed=config.seed,
                                 n_jobs=config.n_jobs)
         self.knn_backend_ = knn.backend

@@ -22,10 +22,10 @@ import zarr
 from . import __version__
 from .affinity import joint_probabilities
 from .config import Config, build_config, read_config_file
-from .errors import ConfigError, InputError
+from .errors import ConfigError
 from .io.sources import describe_source, is_in_memory, require_exists, source_name
 from .io.tables import check_columns, check_ids, join_metadata, read_ids, read_table
-from .io.vectors import check_vectors, read_vectors
+from .io.vectors import check_item_count, check_vectors, read_vectors
 from .metrics import collapse_check, neighbour_quality, silhouettes
 from .neighbors import choose_backend, graph_recall, nearest_neighbors
 from .outputs import layout_table, prepare_out_dir, remove_outputs, write_layout, write_map, write_metrics
@@ -162,7 +162,7 @@ def run(config: Config | dict[str, Any] | str) -> Result:
         ids, (n_items, n_dims) = inputs[1], inputs[0].shape
     else:
         ids, (n_items, n_dims) = _stored_items(out)
-    _check_perplexity(config, n_items)
+    check_item_count(n_items, config.perplexity, config.k)
     metadata = _load_metadata(config, ids)
     runner = _Runner(config, out)
     _vectors_stage(runner, params, inputs)
@@ -191,7 +191,7 @@ def _vectors_params(config: Config) -> dict[str, Any]:
 def _read_inputs(config: Config) -> tuple[np.ndarray, np.ndarray]:
     """Read and validate vectors and ids; nothing is written yet."""
     raw, file_ids = read_vectors(config.vectors, config.vector_col, config.id_col)
-    vectors = check_vectors(raw, source_name(config.vectors), config.perplexity)
+    vectors = check_vectors(raw, source_name(config.vectors))
     ids_source = config.ids if config.ids is not None else config.vectors
     ids = check_ids(read_ids(config.ids, config.id_col) if config.ids is not None else file_ids, len(vectors),
                     source_name(ids_source))
@@ -207,16 +207,6 @@ def _vectors_stage(runner: _Runner, params: dict[str, Any], inputs: tuple[np.nda
         return {"n_items": int(vectors.shape[0]), "n_dims": int(vectors.shape[1])}
 
     runner.stage("vectors", params, (), compute)
-
-
-def _check_perplexity(config: Config, n_items: int) -> None:
-    needed = int(np.floor(3 * config.perplexity)) + 1
-    if n_items < needed or config.k >= n_items:
-        fitting = max(1, (n_items - 1) // 3)
-        raise InputError(
-            f"{n_items} items are too few for perplexity {config.perplexity:g} with {config.k} neighbours",
-            f"use --perplexity {fitting} or fewer, or add items",
-        )
 
 
 def _load_metadata(config: Config, ids: np.ndarray) -> pd.DataFrame | None:

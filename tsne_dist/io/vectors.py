@@ -130,14 +130,13 @@ def _read_zarr(url: str) -> np.ndarray:
     return node[...]
 
 
-def check_vectors(vectors: np.ndarray, source: str, perplexity: float) -> np.ndarray:
+def check_vectors(vectors: np.ndarray, source: str) -> np.ndarray:
     """Validate vectors and return them as C-contiguous float32.
 
     Raises
     ------
     InputError
-        Empty input, zero dimensions, non-numeric values, NaN/inf, or fewer
-        items than ``3 * perplexity + 1``.
+        Empty input, zero dimensions, non-numeric values, or NaN/inf.
     """
     array = np.asarray(vectors)
     if array.dtype.kind not in "biuf":
@@ -150,13 +149,6 @@ def check_vectors(vectors: np.ndarray, source: str, perplexity: float) -> np.nda
     if array.shape[1] == 0:
         raise InputError(f"vectors in {source} have zero dimensions (shape {array.shape})", "give each item at least one number")
     n_items = array.shape[0]
-    needed = int(np.floor(3 * perplexity)) + 1
-    if n_items < needed:
-        fitting = max(1, (n_items - 1) // 3)
-        raise InputError(
-            f"{n_items} items are too few for perplexity {perplexity:g} (needs at least {needed})",
-            f"use --perplexity {fitting} or fewer, or add items",
-        )
     array = np.ascontiguousarray(array, dtype=np.float32)
     bad_rows = _count_nonfinite_rows(array)
     if bad_rows:
@@ -170,3 +162,14 @@ def _count_nonfinite_rows(array: np.ndarray, block: int = 65536) -> int:
         bad += int((~np.isfinite(array[start:start + block])).any(axis=1).sum())
     return bad
 
+
+
+def check_item_count(n_items: int, perplexity: float, k: int) -> None:
+    """Raise :class:`InputError` when ``n_items`` cannot carry this perplexity and k neighbours."""
+    needed = max(int(np.floor(3 * perplexity)) + 1, k + 1)
+    if n_items < needed:
+        fitting = max(1, (n_items - 1) // 3)
+        raise InputError(
+            f"{n_items} items are too few for perplexity {perplexity:g} with {k} neighbours (needs at least {needed})",
+            f"use --perplexity {fitting} or fewer, or add items",
+        )

@@ -60,6 +60,15 @@ def prepare_metric(vectors: np.ndarray, metric: str) -> np.ndarray:
     return vectors / np.where(norms > 0, norms, 1.0)
 
 
+def exact_knn(vectors: np.ndarray, k: int, metric: str, *, queries: np.ndarray | None = None,
+              on_block=None) -> tuple[np.ndarray, np.ndarray]:
+    """Exact neighbours in ``metric`` (cosine: 1 - cosine similarity) of every row, or of ``queries``."""
+    indices, distances = bruteforce_knn(prepare_metric(vectors, metric), k, queries=queries, on_block=on_block)
+    if metric == "cosine":  # unit vectors: |a - b|^2 / 2 = 1 - cos(a, b)
+        distances = (distances.astype(np.float64) ** 2 / 2).astype(np.float32)
+    return indices, distances
+
+
 def nearest_neighbors(vectors: np.ndarray, k: int, *, backend: str = "auto", metric: str = "euclidean",
                       seed: int = 0, n_jobs: int = -1) -> KNNResult:
     """k nearest neighbours of every item (self excluded).
@@ -90,9 +99,7 @@ def nearest_neighbors(vectors: np.ndarray, k: int, *, backend: str = "auto", met
     logger.info("kNN: %s with k=%d, metric=%s (%s)", chosen, k, metric, reason)
     if chosen == "bruteforce":
         with Progress(n_items, "kNN (exact)") as progress:
-            indices, distances = bruteforce_knn(prepare_metric(vectors, metric), k, on_block=progress.advance)
-        if metric == "cosine":
-            distances = (distances.astype(np.float64) ** 2 / 2).astype(np.float32)
+            indices, distances = exact_knn(vectors, k, metric, on_block=progress.advance)
     elif chosen == "pynndescent":
         jobs = os.cpu_count() or 1 if n_jobs == -1 else n_jobs
         indices, distances = nndescent_knn(vectors, k, metric, seed, jobs)
@@ -127,6 +134,6 @@ def graph_recall(vectors: np.ndarray, indices: np.ndarray, *, metric: str = "euc
     n_items, k = indices.shape
     rng = np.random.default_rng(seed)
     rows = np.arange(n_items) if n_items <= sample else np.sort(rng.choice(n_items, size=sample, replace=False))
-    exact, _ = bruteforce_knn(prepare_metric(vectors, metric), k, queries=rows)
+    exact, _ = exact_knn(vectors, k, metric, queries=rows)
     hits = sum(len(np.intersect1d(found, true)) for found, true in zip(indices[rows], exact))
     return hits / (len(rows) * k)

@@ -53,18 +53,14 @@ def fill_missing(data: np.ndarray, indices: np.ndarray, distances: np.ndarray,
     pynndescent marks them with index -1 and an infinite distance (it happens with
     many duplicate vectors); those rows get their exact neighbours instead.
     """
-    from .api import prepare_metric
-    from .bruteforce import bruteforce_knn
+    from .api import exact_knn
 
     incomplete = np.flatnonzero((indices < 0).any(axis=1) | ~np.isfinite(distances).all(axis=1))
     if len(incomplete) == 0:
         return indices, distances
     logger.warning("pynndescent left %d items with fewer than %d neighbours; searching them exactly",
                    len(incomplete), indices.shape[1])
-    exact_indices, exact_distances = bruteforce_knn(prepare_metric(data, metric), indices.shape[1],
-                                                    queries=incomplete)
-    if metric == "cosine":
-        exact_distances = (exact_distances.astype(np.float64) ** 2 / 2).astype(np.float32)
+    exact_indices, exact_distances = exact_knn(data, indices.shape[1], metric, queries=incomplete)
     indices[incomplete] = exact_indices
     distances[incomplete] = exact_distances
     return indices, distances

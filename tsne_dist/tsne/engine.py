@@ -18,7 +18,7 @@ import scipy.sparse as sp
 from ..errors import ConfigError
 from ..progress import Progress
 from ..xp import cupy_or_none
-from .optimizer import Embedding
+from .optimizer import Embedding, learning_rate_for
 
 logger = logging.getLogger("tsne_dist")
 
@@ -72,13 +72,6 @@ def choose_engine(requested: str, n_items: int | None = None) -> tuple[str, str]
     if requested in ENGINES:
         return requested, "requested"
     raise ConfigError(f"unknown engine {requested!r}", f"use one of {', '.join(ENGINES)}")
-
-
-def learning_rate_for(n_items: int, exaggeration: float, learning_rate: float | str) -> float:
-    """openTSNE's 'auto' learning rate: max(N / exaggeration, 50)."""
-    if learning_rate == "auto":
-        return max(n_items / exaggeration, 50.0)
-    return float(learning_rate)
 
 
 def optimize_layout(P: sp.csr_matrix, init: np.ndarray, *, engine: str = "auto", n_iter: int = 750,

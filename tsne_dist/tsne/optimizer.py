@@ -19,6 +19,13 @@ logger = logging.getLogger("tsne_dist")
 Callback = Callable[[int, float, float], None]
 
 
+def learning_rate_for(n_items: int, exaggeration: float, learning_rate: float | str) -> float:
+    """The step size: openTSNE's 'auto' is max(N / exaggeration, 50)."""
+    if learning_rate == "auto":
+        return max(n_items / exaggeration, 50.0)
+    return float(learning_rate)
+
+
 class Embedding:
     """A 2-D t-SNE layout under optimisation.
 
@@ -100,7 +107,7 @@ class Embedding:
         """
         xp = self.xp
         n_items = self.y.shape[0]
-        rate = max(n_items / exaggeration, 50.0) if learning_rate == "auto" else float(learning_rate)
+        rate = learning_rate_for(n_items, exaggeration, learning_rate)
         start = time.perf_counter()
         for _ in range(n_iter):
             self.iteration += 1
