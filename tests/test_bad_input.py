@@ -125,6 +125,19 @@ def test_missing_vectors_file_and_bad_settings(tmp_path, capsys):
     assert_user_error(capsys, ["run", "--out", str(tmp_path / "o")], "no input given")
 
 
+def test_knn_settings_that_cannot_run_fail_before_any_work(tmp_path, capsys, catalog_files):
+    import importlib.util
+
+    out = str(tmp_path / "o")
+    vectors = ["run", "--vectors", catalog_files["vectors"], "--out", out]
+    if importlib.util.find_spec("cuml") is None and importlib.util.find_spec("cuvs") is None:
+        assert_user_error(capsys, [*vectors, "--knn", "cuml"], "needs cuML or cuVS")
+    assert_user_error(capsys, [*vectors, "--cluster", "http://127.0.0.1:8786"], "tcp://HOST:PORT")
+    assert_user_error(capsys, [*vectors, "--knn-shards", "-2"], "knn_shards")
+    assert_user_error(capsys, [*vectors, "--metric", "dot"], "inner_product")
+    assert done_stages(out) == []
+
+
 def test_verbose_adds_the_traceback(tmp_path, capsys):
     np.save(tmp_path / "v.npy", np.zeros((0, 8), dtype=np.float32))
     code, _, err = run_cli(capsys, "run", "--vectors", str(tmp_path / "v.npy"), "--out", str(tmp_path / "o"), "-v")

@@ -39,6 +39,60 @@ def test_bruteforce_cosine_matches_reference():
     np.testing.assert_allclose(result.distances, np.take_along_axis(full, expected, axis=1), atol=1e-5)
 
 
+def inner_product_reference(data: np.ndarray, k: int) -> np.ndarray:
+    """Per row, the k largest dot products with the other rows, ties by smaller index."""
+    scores = data.astype(np.float64) @ data.astype(np.float64).T
+    np.fill_diagonal(scores, -np.inf)
+    order = np.arange(len(data))
+    return np.array([np.lexsort((order, -row))[:k] for row in scores])
+
+
+def test_bruteforce_inner_product_ranks_by_dot_product_and_stores_the_lifted_distance():
+    rng = np.random.default_rng(3)
+    data = (rng.normal(size=(300, 8)) * rng.uniform(0.2, 3.0, size=(300, 1))).astype(np.float32)  # varied norms
+    result = nearest_neighbors(data, 12, backend="bruteforce", metric="inner_product")
+    expected = inner_product_reference(data, 12)
+    np.testing.assert_array_equal(result.indices, expected)
+    wide = data.astype(np.float64)
+    sq_norms = (wide ** 2).sum(axis=1)
+    dots = np.take_along_axis(wide @ wide.T, expected, axis=1)
+    lifted = np.sqrt(sq_norms[:, None] + sq_norms.max() - 2 * dots)  # |q|^2 + M^2 - 2 q.x
+    np.testing.assert_allclose(result.distances, lifted, rtol=1e-5)
+    # A long vector beats a short one pointing the same way: not the case for cosine.
+    cosine = nearest_neighbors(data, 12, backend="bruteforce", metric="cosine")
+    assert (cosine.indices != result.indices).any()
+
+
+def test_approximate_inner_product_search_reaches_high_recall():
+    rng = np.random.default_rng(4)
+    data = (rng.normal(size=(3000, 4)) @ rng.normal(size=(4, 16))).astype(np.float32)
+    data *= rng.uniform(0.5, 2.0, size=(3000, 1)).astype(np.float32)
+    approx = nearest_neighbors(data, 15, backend="pynndescent", metric="inner_product", seed=0)
+    expected = inner_product_reference(data, 15)
+    recall = np.mean([len(np.intersect1d(a, e)) / 15 for a, e in zip(approx.indices, expected)])
+    assert recall >= 0.95
+    assert not (approx.indices == np.arange(3000)[:, None]).any()
+
+
+@pytest.mark.parametrize("budget", [1 << 20, 64 << 20, 80 << 30])
+def test_block_sizes_keep_the_working_set_within_the_budget(budget):
+    from tsne_dist.neighbors.bruteforce import block_sizes
+
+    for n_items in (500, 100_000, 1_000_000):
+        query_block, data_block = block_sizes(n_items, budget, 4)
+        assert 1 <= query_block <= min(2048, n_items) and 1 <= data_block <= n_items
+        if data_block > 1024:  # above the floor the blocks fit the budget
+            assert query_block * data_block * (2 * 4 + 24) <= budget
+    assert block_sizes(1_000_000, 80 << 30, 4)[1] == 1_000_000  # an 80 GB GPU takes all items per block
+    assert block_sizes(1_000_000, 64 << 20, 4)[1] < 10_000
+
+
+def test_bruteforce_with_blocks_from_free_memory_equals_the_reference():
+    data = np.random.default_rng(5).normal(size=(700, 6)).astype(np.float32)
+    indices, _ = bruteforce_knn(data, 7)  # block sizes from available RAM
+    np.testing.assert_array_equal(indices, sorted_reference(data, 7))
+
+
 def test_nndescent_recall_and_self_exclusion():
     rng = np.random.default_rng(2)
     data = (rng.normal(size=(3000, 3)) @ rng.normal(size=(3, 20))).astype(np.float32)
@@ -64,6 +118,9 @@ def test_auto_backend_choice_says_why():
     backend, reason = choose_backend("auto", 100_000, 50)
     assert backend == "pynndescent" and "too large" in reason
     assert choose_backend("pynndescent", 10, 2) == ("pynndescent", "requested")
+    backend, reason = choose_backend("auto", 1_000_000, 128, gpu_free_bytes=78 << 30)
+    assert backend == "bruteforce" and "GPU" in reason
+    assert choose_backend("auto", 1_000_000, 128, gpu_free_bytes=1 << 30)[0] == "pynndescent"  # does not fit
 
 
 def test_rows_pynndescent_could_not_fill_are_searched_exactly():

@@ -3,19 +3,20 @@ real scheduler with two worker processes started here on 127.0.0.1."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import time
+import os
 
 import numpy as np
 import pytest
+import zarr
 
 from tsne_dist.cluster import dask_client
 from tsne_dist.datasets import synthetic_catalog
 from tsne_dist.errors import ConfigError
 from tsne_dist.neighbors import graph_recall
 from tsne_dist.neighbors.sharded import sharded_knn
+from tsne_dist.store import stored_marker
+
+from conftest import FAST, read_metrics, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -44,34 +45,40 @@ def test_recall_is_the_same_for_1_4_and_8_shards_on_a_local_cluster(vectors):
 
 
 @pytest.mark.slow
-def test_a_real_scheduler_and_two_workers_give_the_same_recall(tmp_path, vectors):
-    scheduler_file = tmp_path / "scheduler.json"
-    processes = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
-                                   "--port", "0", "--no-dashboard", "--scheduler-file", str(scheduler_file)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
-    try:
-        for _ in range(200):
-            if scheduler_file.exists() and scheduler_file.stat().st_size:
-                break
-            time.sleep(0.1)
-        address = json.loads(scheduler_file.read_text())["address"]
-        assert address.startswith("tcp://127.0.0.1:")
-        for _ in range(2):
-            processes.append(subprocess.Popen(
-                [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1", "--host",
-                 "127.0.0.1", "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        with dask_client(address) as client:
-            client.wait_for_workers(2, timeout=60)
-            cluster_recall = _check(*sharded_knn(client, vectors, 15, n_shards=4, query_block=1000), vectors)
-            one_shard_recall = _check(*sharded_knn(client, vectors, 15, n_shards=1, query_block=1000), vectors)
-        print(f"recall@15 on the two-worker cluster: 4 shards {cluster_recall:.4f}, 1 shard {one_shard_recall:.4f}")
-        assert cluster_recall >= 0.99
-        assert abs(cluster_recall - one_shard_recall) <= 0.005
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=30)
+def test_a_real_scheduler_and_two_workers_give_the_same_recall(dask_scheduler, vectors):
+    with dask_client(dask_scheduler) as client:
+        cluster_recall = _check(*sharded_knn(client, vectors, 15, n_shards=4, query_block=1000), vectors)
+        one_shard_recall = _check(*sharded_knn(client, vectors, 15, n_shards=1, query_block=1000), vectors)
+    print(f"recall@15 on the two-worker cluster: 4 shards {cluster_recall:.4f}, 1 shard {one_shard_recall:.4f}")
+    assert cluster_recall >= 0.99
+    assert abs(cluster_recall - one_shard_recall) <= 0.005
+
+
+def test_the_cli_runs_sharded_knn_on_a_real_scheduler_and_stores_the_vector_format(dask_scheduler, tmp_path,
+                                                                                    catalog_files, capsys):
+    out = str(tmp_path / "map")
+    code, _, err = run_cli(capsys, "run", "--vectors", catalog_files["vectors"], "--knn", "pynndescent",
+                           "--cluster", dask_scheduler, "--out", out, *FAST)
+    assert code == 0, err
+    knn = zarr.open_group(os.path.join(out, "run.zarr"), mode="r")["knn"]
+    assert knn["indices"].dtype == np.int32 and knn["distances"].dtype == np.float32
+    assert knn["indices"].shape == (600, 30)
+    assert stored_marker(out, "knn")["params"]["shards"] == 0  # automatic: one shard per worker
+    metrics = read_metrics(out)
+    assert metrics["knn_backend"] == "pynndescent"
+    assert metrics["knn_graph_recall"] >= 0.99
+
+
+def test_knn_shards_on_the_local_cluster_match_one_index(tmp_path, catalog_files, capsys):
+    recalls = {}
+    for shards in ("1", "3"):
+        out = str(tmp_path / f"map{shards}")
+        code, _, err = run_cli(capsys, "run", "--vectors", catalog_files["vectors"], "--knn", "pynndescent",
+                               "--knn-shards", shards, "--out", out, *FAST)
+        assert code == 0, err
+        recalls[shards] = read_metrics(out)["knn_graph_recall"]
+    assert min(recalls.values()) >= 0.99
+    assert abs(recalls["1"] - recalls["3"]) <= 0.005
 
 
 def test_an_unreachable_scheduler_is_a_user_error():

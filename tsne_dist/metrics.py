@@ -20,7 +20,7 @@ import pandas as pd
 from scipy.spatial import cKDTree
 from sklearn.metrics import silhouette_score
 
-from .neighbors.api import prepare_metric
+from .neighbors.metric import prepare_metric
 from .neighbors.bruteforce import squared_distances
 
 logger = logging.getLogger("tsne_dist")
@@ -76,7 +76,7 @@ def neighbour_quality(vectors: np.ndarray, layout: np.ndarray, *, k: int = 10, s
     seed : int
         Seed of the sample.
     metric : str
-        High-D metric: ``euclidean`` or ``cosine``.
+        High-D metric: ``euclidean``, ``cosine`` or ``inner_product``.
 
     Returns
     -------
@@ -86,14 +86,15 @@ def neighbour_quality(vectors: np.ndarray, layout: np.ndarray, *, k: int = 10, s
     k = max(1, min(k, (n_items - 1) // 2))  # trustworthiness is defined for k < N / 2
     queries = sample_items(n_items, sample, seed)
     map_neighbours = _map_neighbours(layout, queries, k)
-    data = prepare_metric(vectors, metric).astype(np.float64)
+    items, query_vectors = prepare_metric(vectors, metric)
+    data, query_data = items.astype(np.float64), query_vectors.astype(np.float64)
     sq_norms = (data * data).sum(axis=1)
     hits = 0
     penalty = 0.0
     query_block = int(np.clip(QUERY_BLOCK_VALUES // n_items, 8, 256))
     for start in range(0, len(queries), query_block):
         block = queries[start:start + query_block]
-        distances = squared_distances(data[block], data, sq_norms)
+        distances = squared_distances(query_data[block], data, sq_norms)
         distances[np.arange(len(block)), block] = np.inf
         true_neighbours = _smallest_k(distances, k)
         block_map = map_neighbours[start:start + query_block]
@@ -127,7 +128,8 @@ def silhouettes(vectors: np.ndarray, layout: np.ndarray, labels: pd.Series, *, s
     """Silhouette of ``labels`` in the map and in high-D on a sample; None if undefined.
 
     Items with a missing label are left out; at least two labels are needed.
-    The high-D silhouette uses ``metric`` (euclidean or cosine).
+    The high-D silhouette uses ``metric``; for ``inner_product`` the dissimilarity
+    max_i |x_i|^2 - x.y on the sample.
     """
     labels = pd.Series(labels).reset_index(drop=True)
     known = np.flatnonzero(labels.notna().to_numpy())
@@ -140,9 +142,18 @@ def silhouettes(vectors: np.ndarray, layout: np.ndarray, labels: pd.Series, *, s
         return None
     return {
         "silhouette_2d": float(silhouette_score(layout[chosen], codes)),
-        "silhouette_hd": float(silhouette_score(vectors[chosen].astype(np.float64), codes,
-                                                metric="cosine" if metric == "cosine" else "euclidean")),
+        "silhouette_hd": _silhouette_hd(vectors[chosen].astype(np.float64), codes, metric),
     }
+
+
+def _silhouette_hd(vectors: np.ndarray, codes: np.ndarray, metric: str) -> float:
+    """High-D silhouette; for inner product on the dissimilarity max|x|^2 - x.y."""
+    if metric != "inner_product":
+        return float(silhouette_score(vectors, codes, metric=metric))
+    products = vectors @ vectors.T
+    dissimilarity = np.maximum(products.diagonal().max() - products, 0.0)
+    np.fill_diagonal(dissimilarity, 0.0)
+    return float(silhouette_score(dissimilarity, codes, metric="precomputed"))
 
 
 def collapse_check(vectors: np.ndarray, *, sample: int = 5000, seed: int = 0) -> tuple[dict[str, float], list[str]]:

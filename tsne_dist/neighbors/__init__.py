@@ -1,5 +1,5 @@
 """k-nearest-neighbour search: exact blocked brute force (xp) and pynndescent."""
 
-from .api import KNNResult, choose_backend, graph_recall, nearest_neighbors
+from .api import KNNResult, choose_backend, gpu_free_bytes, graph_recall, nearest_neighbors
 
-__all__ = ["KNNResult", "choose_backend", "graph_recall", "nearest_neighbors"]
+__all__ = ["KNNResult", "choose_backend", "gpu_free_bytes", "graph_recall", "nearest_neighbors"]

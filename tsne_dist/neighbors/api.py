@@ -10,7 +10,10 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..progress import Progress
+from ..xp import cupy_or_none
 from .bruteforce import bruteforce_knn
+from .gpu import cuml_knn
+from .metric import prepare_metric, to_metric_distance
 from .nndescent import nndescent_knn
 
 logger = logging.getLogger("tsne_dist")
@@ -42,36 +45,85 @@ class KNNResult:
     reason: str
 
 
-def choose_backend(requested: str, n_items: int, n_dims: int) -> tuple[str, str]:
-    """The backend to run for ``requested`` (``auto`` picks by size) and why."""
+def choose_backend(requested: str, n_items: int, n_dims: int, *, gpu_free_bytes: int | None = None) -> tuple[str, str]:
+    """The backend to run for ``requested`` and why.
+
+    ``auto`` picks exact search on the GPU when CuPy sees a device whose free
+    memory holds the vectors (twice, plus the search blocks), exact search on the
+    CPU while N^2 (D + 20) stays below 2.5e10, and pynndescent above.
+
+    Parameters
+    ----------
+    requested : str
+        ``auto``, ``bruteforce``, ``pynndescent`` or ``cuml``.
+    n_items, n_dims : int
+        Shape of the vectors.
+    gpu_free_bytes : int, optional
+        Free memory of the GPU; None when there is no usable GPU.
+    """
     if requested != "auto":
         return requested, "requested"
+    if gpu_free_bytes is not None:
+        needed = 2 * n_items * (n_dims + 1) * 4 + (256 << 20)
+        if needed <= gpu_free_bytes * 0.6:
+            return "bruteforce", f"a GPU with {gpu_free_bytes / 2**30:.1f} GiB free holds the {n_items:,} vectors"
+        logger.info("kNN: the vectors need %.1f GiB on the GPU, %.1f GiB are free; not using it",
+                    needed / 2**30, gpu_free_bytes / 2**30)
     work = float(n_items) ** 2 * (n_dims + 20)
     if work <= BRUTEFORCE_WORK_LIMIT:
         return "bruteforce", f"exact search is cheap at N={n_items}, D={n_dims}"
     return "pynndescent", f"N={n_items}, D={n_dims} is too large for exact search on a CPU"
 
 
-def prepare_metric(vectors: np.ndarray, metric: str) -> np.ndarray:
-    """Vectors in which euclidean distance ranks like ``metric`` (cosine: unit rows)."""
-    if metric == "euclidean":
-        return vectors
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.where(norms > 0, norms, 1.0)
+def gpu_free_bytes() -> int | None:
+    """Free memory of the CUDA device CuPy would use, or None without a usable GPU."""
+    cupy = cupy_or_none()
+    if cupy is None:
+        return None
+    return int(cupy.cuda.Device().mem_info[0])
 
 
 def exact_knn(vectors: np.ndarray, k: int, metric: str, *, queries: np.ndarray | None = None,
-              on_block=None) -> tuple[np.ndarray, np.ndarray]:
-    """Exact neighbours in ``metric`` (cosine: 1 - cosine similarity) of every row, or of ``queries``."""
-    indices, distances = bruteforce_knn(prepare_metric(vectors, metric), k, queries=queries, on_block=on_block)
-    if metric == "cosine":  # unit vectors: |a - b|^2 / 2 = 1 - cos(a, b)
-        distances = (distances.astype(np.float64) ** 2 / 2).astype(np.float32)
-    return indices, distances
+              on_block=None, xp=np) -> tuple[np.ndarray, np.ndarray]:
+    """Exact neighbours in ``metric`` of every row, or of the rows ``queries``.
+
+    Parameters
+    ----------
+    vectors : np.ndarray
+        (N, D) vectors.
+    k : int
+        Neighbours per row, self excluded.
+    metric : str
+        ``euclidean``, ``cosine`` or ``inner_product`` (see :mod:`.metric`).
+    queries : array of int, optional
+        Rows whose neighbours are wanted (default: all).
+    on_block : callable, optional
+        Progress callback (rows finished).
+    xp : module
+        ``numpy``, or ``cupy`` to search on the GPU (results come back as NumPy).
+
+    Returns
+    -------
+    indices : np.ndarray
+        (len(queries), k) int32, nearest first, ties by smaller index.
+    distances : np.ndarray
+        (len(queries), k) float32 distances in ``metric``.
+    """
+    items, query_vectors = prepare_metric(xp.asarray(vectors), metric)
+    indices, distances = bruteforce_knn(items, k, queries=queries, on_block=on_block,
+                                        query_vectors=None if query_vectors is items else query_vectors)
+    if xp is not np:
+        indices, distances = xp.asnumpy(indices), xp.asnumpy(distances)
+    return indices, to_metric_distance(distances, metric)
 
 
 def nearest_neighbors(vectors: np.ndarray, k: int, *, backend: str = "auto", metric: str = "euclidean",
-                      seed: int = 0, n_jobs: int = -1) -> KNNResult:
+                      seed: int = 0, n_jobs: int = -1, cluster: str = "local", n_shards: int = 0) -> KNNResult:
     """k nearest neighbours of every item (self excluded).
+
+    Exact search runs in this process (on the GPU when CuPy sees one); pynndescent
+    runs here with one index, or sharded on Dask (:mod:`.sharded`) when
+    ``n_shards > 1`` or ``cluster`` names a scheduler.
 
     Parameters
     ----------
@@ -80,13 +132,20 @@ def nearest_neighbors(vectors: np.ndarray, k: int, *, backend: str = "auto", met
     k : int
         Neighbours per item; must be below N.
     backend : str
-        ``auto``, ``bruteforce`` (exact) or ``pynndescent`` (approximate).
+        ``auto``, ``bruteforce`` (exact; on the GPU when CuPy sees one),
+        ``pynndescent`` (approximate) or ``cuml`` (cuML / cuVS on the GPU).
     metric : str
-        ``euclidean``, or ``cosine`` (distances are 1 - cosine similarity).
+        ``euclidean``, ``cosine`` (distances are 1 - cosine similarity) or
+        ``inner_product`` (see :mod:`tsne_dist.neighbors.metric`).
     seed : int
         Seed for approximate search.
     n_jobs : int
         Threads; -1 for all cores.
+    cluster : str
+        ``local`` or ``tcp://HOST:PORT`` (see :func:`tsne_dist.cluster.dask_client`).
+    n_shards : int
+        pynndescent shards; 0 means one in-process index with ``cluster="local"``
+        and one shard per worker with a scheduler address.
 
     Returns
     -------
@@ -95,17 +154,39 @@ def nearest_neighbors(vectors: np.ndarray, k: int, *, backend: str = "auto", met
     n_items, n_dims = vectors.shape
     if k >= n_items:
         raise ConfigError(f"{k} neighbours need more than {n_items} items", "lower --perplexity or n_neighbors")
-    chosen, reason = choose_backend(backend, n_items, n_dims)
-    logger.info("kNN: %s with k=%d, metric=%s (%s)", chosen, k, metric, reason)
+    free = gpu_free_bytes() if backend in ("auto", "bruteforce") else None
+    chosen, reason = choose_backend(backend, n_items, n_dims, gpu_free_bytes=free)
     if chosen == "bruteforce":
-        with Progress(n_items, "kNN (exact)") as progress:
-            indices, distances = exact_knn(vectors, k, metric, on_block=progress.advance)
+        xp = cupy_or_none() if free is not None else np
+        device = "GPU" if xp is not np else "CPU"
+        logger.info("kNN: exact search on the %s with k=%d, metric=%s (%s)", device, k, metric, reason)
+        with Progress(n_items, f"kNN (exact, {device})") as progress:
+            indices, distances = exact_knn(vectors, k, metric, on_block=progress.advance, xp=xp)
+        return KNNResult(indices=indices, distances=distances, backend=chosen, reason=f"{reason}; on the {device}")
+    logger.info("kNN: %s with k=%d, metric=%s (%s)", chosen, k, metric, reason)
+    if chosen == "pynndescent" and (n_shards > 1 or cluster != "local"):
+        indices, distances = _sharded_on_dask(vectors, k, metric, seed, cluster, n_shards)
     elif chosen == "pynndescent":
         jobs = os.cpu_count() or 1 if n_jobs == -1 else n_jobs
         indices, distances = nndescent_knn(vectors, k, metric, seed, jobs)
+    elif chosen == "cuml":
+        indices, distances = cuml_knn(vectors, k, metric)
     else:
-        raise ConfigError(f"unknown kNN backend {chosen!r}", "use auto, pynndescent or bruteforce")
+        raise ConfigError(f"unknown kNN backend {chosen!r}", "use auto, pynndescent, bruteforce or cuml")
     return KNNResult(indices=indices, distances=distances, backend=chosen, reason=reason)
+
+
+def _sharded_on_dask(vectors: np.ndarray, k: int, metric: str, seed: int, cluster: str,
+                     n_shards: int) -> tuple[np.ndarray, np.ndarray]:
+    from ..cluster import dask_client
+    from .sharded import sharded_knn
+
+    with dask_client(cluster) as client:
+        if n_shards == 0:
+            n_shards = max(len(client.scheduler_info()["workers"]), 1)
+        n_shards = min(n_shards, max(vectors.shape[0] // (4 * (k + 1)), 1))  # each shard needs a few k items
+        logger.info("kNN: %d pynndescent shards on Dask", n_shards)
+        return sharded_knn(client, vectors, k, n_shards=n_shards, metric=metric, seed=seed)
 
 
 def graph_recall(vectors: np.ndarray, indices: np.ndarray, *, metric: str = "euclidean", sample: int = 1000,

@@ -53,8 +53,49 @@ def _sort_candidates(distances, indices, rows, cols, k: int):
     return out_d, out_i
 
 
-def bruteforce_knn(data, k: int, *, query_block: int = 2048, data_block: int = 65536,
-                   exclude_self: bool = True, on_block: Callable[[int], None] | None = None, queries=None):
+def block_sizes(n_items: int, budget_bytes: int, itemsize: int, *, max_query_block: int = 2048) -> tuple[int, int]:
+    """Query and data block sizes whose working set fits ``budget_bytes``.
+
+    A (query block x data block) step holds the distances, the candidate indices
+    (int64) and the merged copies of both with the k best so far: about
+    ``2 * itemsize + 24`` bytes per cell.
+
+    Parameters
+    ----------
+    n_items : int
+        Rows searched.
+    budget_bytes : int
+        Memory the blocks may use.
+    itemsize : int
+        Bytes per distance (4 for float32 on a GPU, 8 for float64 on NumPy).
+    max_query_block : int
+        Largest query block.
+
+    Returns
+    -------
+    query_block, data_block : int
+    """
+    cell_bytes = 2 * itemsize + 24
+    budget = max(int(budget_bytes), 1 << 20)
+    query_block = int(min(max_query_block, n_items, max(budget // (cell_bytes * 1024), 64)))
+    data_block = int(min(n_items, max(budget // (cell_bytes * query_block), 1024)))
+    return query_block, data_block
+
+
+def block_budget(xp) -> int:
+    """Bytes the search blocks may use: 40 % of the GPU's free memory for CuPy, a
+    quarter of available RAM (at most 1 GiB) for NumPy."""
+    if xp is np:
+        import psutil
+
+        return int(min(psutil.virtual_memory().available // 4, 1 << 30))
+    free, _total = xp.cuda.Device().mem_info
+    return int(free * 0.4)
+
+
+def bruteforce_knn(data, k: int, *, query_block: int | None = None, data_block: int | None = None,
+                   exclude_self: bool = True, on_block: Callable[[int], None] | None = None, queries=None,
+                   query_vectors=None):
     """Exact k nearest neighbours of every row of ``data`` among all rows.
 
     Parameters
@@ -64,14 +105,20 @@ def bruteforce_knn(data, k: int, *, query_block: int = 2048, data_block: int = 6
         NumPy for exactness and in the input precision on CuPy.
     k : int
         Neighbours per row (self excluded when ``exclude_self``).
-    query_block, data_block : int
-        Rows per block; memory is ``query_block * data_block`` distances.
+    query_block, data_block : int, optional
+        Rows per block; memory is about ``query_block * data_block`` distances.
+        By default derived from free memory (:func:`block_sizes`): the GPU's for
+        CuPy, a quarter of available RAM (at most 1 GiB of blocks) for NumPy.
     exclude_self : bool
         Drop each row itself from its neighbours.
     on_block : callable, optional
         Called with the number of query rows finished after each query block.
     queries : array of int, optional
         Search only these rows' neighbours (default: every row).
+    query_vectors : xp.ndarray, optional
+        (N, D) vectors that search, row i for item i, when they differ from
+        ``data`` (the lifted queries of inner product search); each item is still
+        excluded from its own neighbours by row number.
 
     Returns
     -------
@@ -89,12 +136,18 @@ def bruteforce_knn(data, k: int, *, query_block: int = 2048, data_block: int = 6
     if k > n_items - int(exclude_self):
         raise ValueError(f"k={k} needs at least {k + 1} items, got {n_items}")
     rows = xp.arange(n_items) if queries is None else xp.asarray(queries)
+    query_work = work if query_vectors is None else query_vectors.astype(work.dtype)
+    if query_block is None or data_block is None:
+        auto_query, auto_data = block_sizes(n_items, block_budget(xp), work.dtype.itemsize)
+        query_block, data_block = query_block or auto_query, data_block or auto_data
     sq_norms = (work * work).sum(axis=1)
     all_indices = []
     all_distances = []
     for q_start in range(0, rows.shape[0], query_block):
         q_stop = min(q_start + query_block, rows.shape[0])
-        best_d, best_i = _query_block(work, sq_norms, rows[q_start:q_stop], k, data_block, exclude_self)
+        query_rows = rows[q_start:q_stop]
+        best_d, best_i = _query_block(work, sq_norms, query_work[query_rows], query_rows, k, data_block,
+                                      exclude_self)
         all_indices.append(best_i.astype(np.int32))
         all_distances.append(xp.sqrt(best_d).astype(np.float32))
         if on_block is not None:
@@ -102,9 +155,8 @@ def bruteforce_knn(data, k: int, *, query_block: int = 2048, data_block: int = 6
     return xp.concatenate(all_indices), xp.concatenate(all_distances)
 
 
-def _query_block(work, sq_norms, query_rows, k: int, data_block: int, exclude_self: bool):
+def _query_block(work, sq_norms, queries, query_rows, k: int, data_block: int, exclude_self: bool):
     xp = get_array_module(work)
-    queries = work[query_rows]
     best_d = best_i = None
     for d_start in range(0, work.shape[0], data_block):
         d_stop = min(d_start + data_block, work.shape[0])

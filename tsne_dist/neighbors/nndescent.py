@@ -6,6 +6,8 @@ import logging
 
 import numpy as np
 
+from .metric import prepare_metric, to_metric_distance
+
 logger = logging.getLogger("tsne_dist")
 
 
@@ -19,7 +21,8 @@ def nndescent_knn(data: np.ndarray, k: int, metric: str, seed: int, n_jobs: int)
     k : int
         Neighbours per row.
     metric : str
-        ``euclidean`` or ``cosine`` (pynndescent's metrics).
+        ``euclidean``, ``cosine`` or ``inner_product``; pynndescent searches the
+        metric's euclidean space (:mod:`.metric`).
     seed : int
         Seed; pynndescent is deterministic for a fixed seed.
     n_jobs : int
@@ -34,16 +37,20 @@ def nndescent_knn(data: np.ndarray, k: int, metric: str, seed: int, n_jobs: int)
     """
     from pynndescent import NNDescent
 
+    items, queries = prepare_metric(data, metric)
     n_items = data.shape[0]
     n_trees = min(64, 5 + int(round(np.sqrt(n_items) / 20)))
     n_iters = max(5, int(round(np.log2(n_items))))
     index = NNDescent(
-        data, n_neighbors=k + 1, metric=metric, n_trees=n_trees, n_iters=n_iters,
+        items, n_neighbors=k + 1, metric="euclidean", n_trees=n_trees, n_iters=n_iters,
         max_candidates=60, random_state=seed, n_jobs=n_jobs, low_memory=True, verbose=False,
     )
-    indices, distances = index.neighbor_graph
+    if queries is items:
+        indices, distances = index.neighbor_graph
+    else:  # inner product: the lifted queries search the lifted items
+        indices, distances = index.query(queries, k=k + 1)
     indices, distances = drop_self(indices, distances, k)
-    return fill_missing(data, indices, distances, metric)
+    return fill_missing(data, indices, to_metric_distance(distances, metric), metric)
 
 
 def fill_missing(data: np.ndarray, indices: np.ndarray, distances: np.ndarray,

@@ -12,25 +12,26 @@ import logging
 import numpy as np
 
 from ..progress import Progress
+from .metric import prepare_metric, to_metric_distance
 
 logger = logging.getLogger("tsne_dist")
 
 
-def _build_shard_index(vectors: np.ndarray, start: int, stop: int, k: int, metric: str, seed: int):
+def _build_shard_index(items: np.ndarray, start: int, stop: int, k: int, seed: int):
     from pynndescent import NNDescent
 
-    shard = vectors[start:stop]
+    shard = items[start:stop]
     n_neighbors = min(k + 1, len(shard) - 1)
-    index = NNDescent(shard, n_neighbors=n_neighbors, metric=metric, random_state=seed, n_jobs=1,
+    index = NNDescent(shard, n_neighbors=n_neighbors, metric="euclidean", random_state=seed, n_jobs=1,
                       low_memory=True, verbose=False)
     index.prepare()
     return index
 
 
-def _query_shard(index, vectors: np.ndarray, q_start: int, q_stop: int, shard_start: int, k: int):
+def _query_shard(index, queries: np.ndarray, q_start: int, q_stop: int, shard_start: int, k: int):
     """The k + 1 best of one shard for rows [q_start, q_stop): global indices and distances."""
     n_found = min(2 * k, index._raw_data.shape[0])  # k' = 2k candidates per shard
-    indices, distances = index.query(vectors[q_start:q_stop], k=n_found, epsilon=0.25)
+    indices, distances = index.query(queries[q_start:q_stop], k=n_found, epsilon=0.25)
     found = (np.where(indices >= 0, indices.astype(np.int64) + shard_start, -1), distances.astype(np.float32))
     nothing = (np.empty((q_stop - q_start, 0), dtype=np.int64), np.empty((q_stop - q_start, 0), dtype=np.float32))
     return merge_candidates(found, nothing, k, q_start)  # drops each row itself, sorts, breaks ties
@@ -61,13 +62,14 @@ def _row_order(indices: np.ndarray, distances: np.ndarray) -> np.ndarray:
     return np.take_along_axis(by_index, by_distance, axis=1)
 
 
-def refine_block(vectors: np.ndarray, indices: np.ndarray, q_start: int, q_stop: int, k: int):
+def refine_block(items: np.ndarray, queries: np.ndarray, indices: np.ndarray, q_start: int, q_stop: int, k: int):
     """One local-join pass for rows [q_start, q_stop): each row's best k among its
-    neighbours and its neighbours' neighbours, by exact distance (ties by index)."""
+    neighbours and its neighbours' neighbours, by exact euclidean distance from its
+    query vector to the items (ties by index)."""
     rows = np.arange(q_start, q_stop)
     first = indices[q_start:q_stop]
     candidates = np.concatenate([first, indices[first].reshape(len(rows), -1)], axis=1).astype(np.int64)
-    diff = vectors[candidates].astype(np.float64) - vectors[rows][:, None, :].astype(np.float64)
+    diff = items[candidates].astype(np.float64) - queries[rows][:, None, :].astype(np.float64)
     distances = np.sqrt((diff * diff).sum(axis=2))
     nothing = (np.empty((len(rows), 0), dtype=np.int64), np.empty((len(rows), 0), dtype=np.float32))
     merged = merge_candidates((candidates, distances.astype(np.float32)), nothing, k, q_start)
@@ -99,40 +101,43 @@ def sharded_knn(client, vectors: np.ndarray, k: int, *, n_shards: int, metric: s
     n_shards : int
         Data shards, one pynndescent index each.
     metric : str
-        ``euclidean`` or ``cosine``.
+        ``euclidean``, ``cosine`` or ``inner_product``; the search runs in the
+        metric's euclidean space (:mod:`.metric`).
     seed : int
         Shard s uses seed + s.
     query_block : int
         Rows per query task.
     refine : bool
-        Run one local-join pass seeded with the merged graph (euclidean distances;
-        pass vectors normalised to unit length for cosine).
+        Run one local-join pass seeded with the merged graph.
 
     Returns
     -------
     indices : np.ndarray
         (N, k) int32.
     distances : np.ndarray
-        (N, k) float32.
+        (N, k) float32, in ``metric``.
     """
     n_items = vectors.shape[0]
     bounds = np.linspace(0, n_items, n_shards + 1).astype(int)
-    data = client.scatter(vectors, broadcast=True, hash=False)  # a fresh key per call: no release race
-    indexes = [client.submit(_build_shard_index, data, int(bounds[s]), int(bounds[s + 1]), k, metric, seed + s,
+    items, queries = prepare_metric(vectors, metric)
+    items_ref = client.scatter(items, broadcast=True, hash=False)  # a fresh key per call: no release race
+    queries_ref = items_ref if queries is items else client.scatter(queries, broadcast=True, hash=False)
+    indexes = [client.submit(_build_shard_index, items_ref, int(bounds[s]), int(bounds[s + 1]), k, seed + s,
                              pure=False) for s in range(n_shards)]
     blocks = []
     for q_start in range(0, n_items, query_block):
         q_stop = min(q_start + query_block, n_items)
-        parts = [client.submit(_query_shard, indexes[s], data, q_start, q_stop, int(bounds[s]), k, pure=False)
+        parts = [client.submit(_query_shard, indexes[s], queries_ref, q_start, q_stop, int(bounds[s]), k, pure=False)
                  for s in range(n_shards)]
         blocks.append(_tree_merge(client, parts, k, q_start))
-    indices = _collect(blocks, k, f"kNN ({n_shards} shards)")[0]
+    indices, distances = _collect(blocks, k, f"kNN ({n_shards} shards)")
     if refine:
         graph = client.scatter(indices, broadcast=True, hash=False)
-        refined = [client.submit(refine_block, data, graph, q_start, min(q_start + query_block, n_items), k,
-                                 pure=False) for q_start in range(0, n_items, query_block)]
-        return _collect(refined, k, "kNN refinement")
-    return _collect(blocks, k, "kNN (collect)")
+        refined = [client.submit(refine_block, items_ref, queries_ref, graph, q_start,
+                                 min(q_start + query_block, n_items), k, pure=False)
+                   for q_start in range(0, n_items, query_block)]
+        indices, distances = _collect(refined, k, "kNN refinement")
+    return indices, to_metric_distance(distances, metric)
 
 
 def _collect(blocks: list, k: int, description: str) -> tuple[np.ndarray, np.ndarray]:
