@@ -2,8 +2,12 @@
 
     python benchmarks/bench_knn.py --dataset glove --sizes 400000 --modes single
     python benchmarks/bench_knn.py --dataset synthetic --dims 128 --sizes 100000 1000000 --modes single sharded
+    python benchmarks/bench_knn.py --dataset synthetic --dims 128 --sizes 1000000 --modes gpu   # needs CuPy + GPU
 
-Recall is measured against exact neighbours of 2,000 sampled items (blocked brute force).
+single: one pynndescent index in this process (all cores); sharded: one index per
+worker of a local Dask cluster (--shards 0) or --shards S; gpu: exact blocked brute
+force with CuPy, block sizes from free GPU memory. Recall is measured against exact
+neighbours of 2,000 sampled items (blocked brute force).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ def load(dataset: str, n_items: int, dims: int) -> np.ndarray:
 def main() -> None:
     from tsne_dist.cluster import dask_client
     from tsne_dist.neighbors import graph_recall, nearest_neighbors
+    from tsne_dist.neighbors.api import exact_knn
     from tsne_dist.neighbors.sharded import sharded_knn
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -35,8 +40,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000])
     parser.add_argument("--dims", type=int, default=128)
     parser.add_argument("--k", type=int, default=15)
-    parser.add_argument("--shards", type=int, default=4)
-    parser.add_argument("--modes", nargs="+", default=["single", "sharded"], choices=["single", "sharded"])
+    parser.add_argument("--shards", type=int, default=0, help="0: one shard per worker")
+    parser.add_argument("--modes", nargs="+", default=["single", "sharded"], choices=["single", "sharded", "gpu"])
     args = parser.parse_args()
     rows = []
     for n_items in args.sizes:
@@ -45,9 +50,15 @@ def main() -> None:
             start = time.perf_counter()
             if mode == "single":
                 indices = nearest_neighbors(vectors, args.k, backend="pynndescent", seed=0).indices
+            elif mode == "gpu":
+                import cupy
+
+                indices = exact_knn(vectors, args.k, "euclidean", xp=cupy)[0]
             else:
                 with dask_client("local") as client:
-                    indices = sharded_knn(client, vectors, args.k, n_shards=args.shards, seed=0)[0]
+                    shards = args.shards or len(client.scheduler_info()["workers"])
+                    start = time.perf_counter()  # the cluster's start-up is not the search's
+                    indices = sharded_knn(client, vectors, args.k, n_shards=shards, seed=0)[0]
             seconds = time.perf_counter() - start
             recall = graph_recall(vectors, indices, sample=2000)
             row = {"data": args.dataset, "n": n_items, "dims": vectors.shape[1], "mode": mode, "seconds": seconds,

@@ -9,15 +9,9 @@ rows+=("device|$device")
 if python3 -m pytest -q tests/test_gpu.py > /tmp/gpu_tests.log 2>&1; then status=passed; else status=FAILED; fi
 rows+=("tests/test_gpu.py|$status ($(tail -1 /tmp/gpu_tests.log))")
 if [ "$device" != "none" ]; then
-  python3 - > /tmp/gpu_knn.log 2>&1 <<'PY'
-import time, numpy as np, cupy as cp
-from tsne_dist.neighbors.bruteforce import bruteforce_knn
-data = cp.asarray(np.random.default_rng(0).normal(size=(1_000_000, 128)).astype(np.float32))
-bruteforce_knn(data[:20000], 15); cp.cuda.Device().synchronize()
-start = time.perf_counter(); bruteforce_knn(data, 15, query_block=8192, data_block=262144)
-cp.cuda.Device().synchronize(); print(f"RESULT {time.perf_counter() - start:.2f}")
-PY
-  rows+=("bruteforce kNN 1M x 128 (s)|$(grep RESULT /tmp/gpu_knn.log | cut -d' ' -f2)")
+  python3 benchmarks/bench_knn.py --dataset synthetic --dims 128 --sizes 1000000 --modes gpu \
+      > /tmp/gpu_knn.log 2>&1
+  rows+=("bruteforce kNN 1M x 128|$(grep '^| synthetic' /tmp/gpu_knn.log | cut -d'|' -f5,6)")
   python3 benchmarks/bench_engine.py --sizes 100000 1000000 --engines cupy --full-limit 2000000 \
       --out /tmp/gpu_engine > /tmp/gpu_engine.log 2>&1
   while IFS= read -r line; do rows+=("engine|$line"); done < <(grep "^| synthetic" /tmp/gpu_engine.log)

@@ -54,3 +54,23 @@ def test_optimizer_on_cupy_tracks_numpy(problem):
     gpu = Embedding(init, P, xp=cp).optimize(100, exaggeration=12, momentum=0.5)
     np.testing.assert_allclose(gpu.layout, cpu.layout, rtol=1e-5, atol=1e-6)
     assert abs(gpu.kl_divergence - cpu.kl_divergence) < 1e-6 * abs(cpu.kl_divergence)
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine", "inner_product"])
+def test_exact_knn_on_cupy_matches_numpy_for_every_metric(metric):
+    from tsne_dist.neighbors.api import exact_knn
+
+    data = np.random.default_rng(6).normal(size=(1500, 12)).astype(np.float32)
+    cpu_indices, cpu_distances = exact_knn(data, 10, metric)
+    gpu_indices, gpu_distances = exact_knn(data, 10, metric, xp=cp)  # float32 on the GPU, float64 on NumPy
+    assert isinstance(gpu_indices, np.ndarray)
+    assert (gpu_indices == cpu_indices).mean() >= 0.999
+    np.testing.assert_allclose(np.sort(gpu_distances, axis=1), cpu_distances, rtol=1e-3, atol=1e-4)
+
+
+def test_auto_knn_runs_exact_search_on_the_gpu():
+    vectors, _ = synthetic_catalog(6000, 32, seed=7)
+    result = nearest_neighbors(vectors, 15)
+    assert result.backend == "bruteforce" and "on the GPU" in result.reason
+    cpu = nearest_neighbors(vectors, 15, backend="bruteforce")
+    assert (result.indices == cpu.indices).mean() >= 0.999

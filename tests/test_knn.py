@@ -158,3 +158,23 @@ def test_graph_recall_counts_found_true_neighbours():
     damaged = exact.indices.copy()
     damaged[:, 5:] = exact.indices[::-1, 5:]  # half of each row replaced by another row's neighbours
     assert 0.45 <= graph_recall(data, damaged) <= 0.6
+
+
+def test_local_join_keeps_an_exact_graph_and_repairs_a_damaged_one():
+    from tsne_dist.neighbors.refine import local_join
+
+    rng = np.random.default_rng(8)
+    data = (rng.normal(size=(2000, 3)) @ rng.normal(size=(3, 12))).astype(np.float32)
+    exact = nearest_neighbors(data, 15, backend="bruteforce")
+    kept, kept_distances = local_join(data, data, exact.indices, 15)
+    np.testing.assert_array_equal(kept, exact.indices)
+    np.testing.assert_allclose(kept_distances, exact.distances, rtol=1e-5)
+    damaged = exact.indices.copy()
+    damaged[:, 8:] = rng.integers(0, 2000, size=(2000, 7))  # half of each row replaced by random items
+
+    def recall(found):
+        return np.mean([len(np.intersect1d(a, e)) / 15 for a, e in zip(found, exact.indices)])
+
+    repaired, distances = local_join(data, data, damaged, 15)
+    assert recall(damaged) <= 0.6 and recall(repaired) >= 0.93  # measured 0.54 -> 0.95
+    assert (np.diff(distances, axis=1) >= 0).all() and not (repaired == np.arange(2000)[:, None]).any()

@@ -1,4 +1,4 @@
-"""Approximate kNN with pynndescent (one process, all cores)."""
+"""Approximate kNN with pynndescent (one process, all cores), then one local-join pass."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import logging
 import numpy as np
 
 from .metric import prepare_metric, to_metric_distance
+from .refine import local_join
 
 logger = logging.getLogger("tsne_dist")
 
@@ -50,6 +51,7 @@ def nndescent_knn(data: np.ndarray, k: int, metric: str, seed: int, n_jobs: int)
     else:  # inner product: the lifted queries search the lifted items
         indices, distances = index.query(queries, k=k + 1)
     indices, distances = drop_self(indices, distances, k)
+    indices, distances = local_join(items, queries, indices, k)
     return fill_missing(data, indices, to_metric_distance(distances, metric), metric)
 
 

@@ -1,5 +1,6 @@
 """Approximate kNN on Dask: one pynndescent index per shard, every query block asks
-every shard, and the answers are merged to a global top-k by a tree reduction.
+every other shard (its own shard answers from the shard's neighbour graph), and the
+answers are merged to a global top-k by a tree reduction.
 
 Ties are broken by the smaller index, so the merge does not depend on the order in
 which shards answer; each shard's index is seeded from the run's seed and its number.
@@ -13,6 +14,7 @@ import numpy as np
 
 from ..progress import Progress
 from .metric import prepare_metric, to_metric_distance
+from .refine import local_join
 
 logger = logging.getLogger("tsne_dist")
 
@@ -35,6 +37,17 @@ def _query_shard(index, queries: np.ndarray, q_start: int, q_stop: int, shard_st
     found = (np.where(indices >= 0, indices.astype(np.int64) + shard_start, -1), distances.astype(np.float32))
     nothing = (np.empty((q_stop - q_start, 0), dtype=np.int64), np.empty((q_stop - q_start, 0), dtype=np.float32))
     return merge_candidates(found, nothing, k, q_start)  # drops each row itself, sorts, breaks ties
+
+
+def _own_shard(index, q_start: int, q_stop: int, shard_start: int, k: int):
+    """The k + 1 best of a shard for its own rows [q_start, q_stop), read from the
+    shard's neighbour graph instead of searched again."""
+    indices, distances = index.neighbor_graph
+    rows = slice(q_start - shard_start, q_stop - shard_start)
+    found = (np.where(indices[rows] >= 0, indices[rows].astype(np.int64) + shard_start, -1),
+             distances[rows].astype(np.float32))
+    nothing = (np.empty((q_stop - q_start, 0), dtype=np.int64), np.empty((q_stop - q_start, 0), dtype=np.float32))
+    return merge_candidates(found, nothing, k, q_start)
 
 
 def merge_candidates(first, second, k: int, q_start: int):
@@ -60,20 +73,6 @@ def _row_order(indices: np.ndarray, distances: np.ndarray) -> np.ndarray:
     by_index = np.argsort(indices, axis=1, kind="stable")
     by_distance = np.argsort(np.take_along_axis(distances, by_index, axis=1), axis=1, kind="stable")
     return np.take_along_axis(by_index, by_distance, axis=1)
-
-
-def refine_block(items: np.ndarray, queries: np.ndarray, indices: np.ndarray, q_start: int, q_stop: int, k: int):
-    """One local-join pass for rows [q_start, q_stop): each row's best k among its
-    neighbours and its neighbours' neighbours, by exact euclidean distance from its
-    query vector to the items (ties by index)."""
-    rows = np.arange(q_start, q_stop)
-    first = indices[q_start:q_stop]
-    candidates = np.concatenate([first, indices[first].reshape(len(rows), -1)], axis=1).astype(np.int64)
-    diff = items[candidates].astype(np.float64) - queries[rows][:, None, :].astype(np.float64)
-    distances = np.sqrt((diff * diff).sum(axis=2))
-    nothing = (np.empty((len(rows), 0), dtype=np.int64), np.empty((len(rows), 0), dtype=np.float32))
-    merged = merge_candidates((candidates, distances.astype(np.float32)), nothing, k, q_start)
-    return merged[0][:, :k], merged[1][:, :k]
 
 
 def _tree_merge(client, parts: list, k: int, q_start: int):
@@ -108,7 +107,8 @@ def sharded_knn(client, vectors: np.ndarray, k: int, *, n_shards: int, metric: s
     query_block : int
         Rows per query task.
     refine : bool
-        Run one local-join pass seeded with the merged graph.
+        Run one local-join pass (:func:`.refine.local_join`) seeded with the
+        merged graph; it reaches clusters that a shard's search cannot leave.
 
     Returns
     -------
@@ -125,19 +125,29 @@ def sharded_knn(client, vectors: np.ndarray, k: int, *, n_shards: int, metric: s
     indexes = [client.submit(_build_shard_index, items_ref, int(bounds[s]), int(bounds[s + 1]), k, seed + s,
                              pure=False) for s in range(n_shards)]
     blocks = []
-    for q_start in range(0, n_items, query_block):
-        q_stop = min(q_start + query_block, n_items)
-        parts = [client.submit(_query_shard, indexes[s], queries_ref, q_start, q_stop, int(bounds[s]), k, pure=False)
-                 for s in range(n_shards)]
+    for q_start, q_stop, home in _query_blocks(bounds, query_block):
+        parts = []
+        for s in range(n_shards):
+            if s == home and queries is items:  # a shard's graph already holds its rows' neighbours
+                parts.append(client.submit(_own_shard, indexes[s], q_start, q_stop, int(bounds[s]), k, pure=False))
+            else:
+                parts.append(client.submit(_query_shard, indexes[s], queries_ref, q_start, q_stop, int(bounds[s]), k,
+                                           pure=False))
         blocks.append(_tree_merge(client, parts, k, q_start))
     indices, distances = _collect(blocks, k, f"kNN ({n_shards} shards)")
     if refine:
         graph = client.scatter(indices, broadcast=True, hash=False)
-        refined = [client.submit(refine_block, items_ref, queries_ref, graph, q_start,
-                                 min(q_start + query_block, n_items), k, pure=False)
+        refined = [client.submit(local_join, items_ref, queries_ref, graph, k, q_start=q_start,
+                                 q_stop=min(q_start + query_block, n_items), pure=False)
                    for q_start in range(0, n_items, query_block)]
         indices, distances = _collect(refined, k, "kNN refinement")
     return indices, to_metric_distance(distances, metric)
+
+
+def _query_blocks(bounds: np.ndarray, query_block: int) -> list[tuple[int, int, int]]:
+    """(start, stop, shard) of query blocks that never cross a shard boundary."""
+    return [(start, min(start + query_block, int(bounds[s + 1])), s)
+            for s in range(len(bounds) - 1) for start in range(int(bounds[s]), int(bounds[s + 1]), query_block)]
 
 
 def _collect(blocks: list, k: int, description: str) -> tuple[np.ndarray, np.ndarray]:
