@@ -19,6 +19,20 @@ logger = logging.getLogger("tsne_dist")
 RUN_FLAGS = {
     # flag: (config key, type, help)
     "--vectors": ("vectors", str, "item vectors: .npy, .parquet or .zarr (path or fsspec URL)"),
+    "--interactions": ("interactions", str, "instead of vectors: interactions table (.parquet file/folder or .csv)"),
+    "--collection-col": ("collection_col", str, "interactions: collection (user/session/basket) id column"),
+    "--item-col": ("item_col", str, "interactions: item id column (default: item)"),
+    "--weight-col": ("weight_col", str, "interactions: weight column (non-negative)"),
+    "--weight-combine": ("weight_combine", str, "pair weight from item weights: product | min | mean"),
+    "--time-col": ("time_col", str, "interactions: timestamp column (seconds or dates)"),
+    "--tau": ("tau", float, "with --time-col: pairs weigh exp(-|t_i - t_j| / tau), tau in seconds"),
+    "--list-col": ("list_col", str, "interactions: one list column of item ids per collection"),
+    "--min-count": ("min_count", int, "drop items held by fewer collections (default: 5)"),
+    "--max-items": ("max_items", int, "keep only the most frequent items"),
+    "--max-collection-size": ("max_collection_size", int, "cap on items per collection (default: 500)"),
+    "--similarity": ("similarity", str, "count | jaccard | lift | ppmi | cosine | inv_log (default: cosine)"),
+    "--ppmi-shift": ("ppmi_shift", float, "subtracted from PMI before clipping at 0 (default: 0)"),
+    "--embed-dim": ("embed_dim", int, "map D-dim PPMI-SVD item vectors instead of the similarity graph"),
     "--vector-col": ("vector_col", str, "Parquet: the list column holding the vectors"),
     "--ids": ("ids", str, "item ids, one per vector row (.npy, .txt, .parquet, .csv)"),
     "--metadata": ("metadata", str, "metadata table (.parquet or .csv) joined by --id-col"),
@@ -27,8 +41,8 @@ RUN_FLAGS = {
     "--label": ("label", str, "metadata column for silhouette scores"),
     "--perplexity": ("perplexity", float, "t-SNE perplexity (default: 30)"),
     "--n-neighbors": ("n_neighbors", int, "neighbours per item (default: 3 x perplexity)"),
-    "--knn": ("knn", str, "auto | pynndescent | bruteforce (default: auto)"),
-    "--metric": ("metric", str, "euclidean | cosine (default: euclidean)"),
+    "--knn": ("knn", str, "auto | pynndescent | bruteforce | cuml (default: auto)"),
+    "--metric": ("metric", str, "euclidean | cosine | inner_product (default: euclidean)"),
     "--engine": ("engine", str, "t-SNE engine: auto | numpy | cupy | opentsne (default: auto)"),
     "--dof": ("dof", float, "degrees of freedom of the t kernel; < 1 for heavier tails (default: 1)"),
     "--n-iter": ("n_iter", int, "total iterations (default: 750)"),
@@ -37,6 +51,8 @@ RUN_FLAGS = {
     "--init": ("initialization", str, "pca | random (default: pca)"),
     "--seed": ("seed", int, "random seed (default: 0)"),
     "--n-jobs": ("n_jobs", int, "threads, -1 for all cores (default: -1)"),
+    "--cluster": ("cluster", str, "Dask: local | tcp://HOST:PORT of a running scheduler (default: local)"),
+    "--knn-shards": ("knn_shards", int, "approximate kNN shards on Dask (default: 0 = automatic)"),
     "--metrics-sample": ("metrics_sample", int, "items sampled for metrics (default: 5000)"),
     "--out": ("out", str, "output folder"),
 }
@@ -61,8 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="replace an incompatible run in --out (only tsne_dist's own files)")
     _add_logging_flags(run)
 
-    demo = commands.add_parser("demo", help="map a real catalog that installs offline (MNIST 5k by default)")
-    demo.add_argument("--dataset", choices=("mnist", "digits", "glove"), default="mnist")
+    demo = commands.add_parser("demo", help="map a real catalog that installs offline (MovieLens films by default)")
+    demo.add_argument("--dataset", choices=("movielens", "mnist", "digits", "glove"), default="movielens")
     demo.add_argument("--out", default="tsne-dist-demo", help="output folder (default: ./tsne-dist-demo)")
     demo.add_argument("--seed", type=int, default=0)
     _add_logging_flags(demo)
@@ -71,6 +87,17 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("out", help="the run's output folder")
     info.add_argument("--json", action="store_true", help="print JSON instead of text")
     _add_logging_flags(info)
+
+    export = commands.add_parser("export", help="write OUT/viewer/, the interactive browser map (run does it too)")
+    export.add_argument("out", help="the run's output folder")
+    export.add_argument("--compare", metavar="OTHER_OUT", default=None,
+                        help="another run's output folder: a second layout, aligned on shared ids, to animate to")
+    _add_logging_flags(export)
+
+    view = commands.add_parser("view", help="serve OUT/viewer/ on 127.0.0.1 and print its URL")
+    view.add_argument("out", help="the run's output folder")
+    view.add_argument("--port", type=int, default=0, help="TCP port (default: a free one)")
+    _add_logging_flags(view)
     return parser
 
 
@@ -119,11 +146,33 @@ def _info_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_command(args: argparse.Namespace) -> int:
+    from .viz.export import export_viewer
+
+    result = export_viewer(args.out, compare=args.compare)
+    size = f"{result.data_bytes / 1e6:.1f} MB" if result.data_bytes >= 1e6 else f"{result.data_bytes / 1e3:.0f} kB"
+    print(f"viewer: {result.path} ({size} of data); serve it with: tsne-dist view {args.out}")
+    return 0
+
+
+def _view_command(args: argparse.Namespace) -> int:
+    from .viz.server import make_server, serve_until_interrupted, server_url
+
+    server = make_server(args.out, args.port)
+    print(f"viewer: {server_url(server)}  (Ctrl+C to stop)", flush=True)
+    try:
+        serve_until_interrupted(server)
+    except KeyboardInterrupt:
+        print("viewer stopped", file=sys.stderr)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (0 done, 2 user error, 1 anything else)."""
     args = build_parser().parse_args(argv)
     setup_logging(args.quiet, args.verbose)
-    handlers = {"run": _run_command, "demo": _demo_command, "info": _info_command}
+    handlers = {"run": _run_command, "demo": _demo_command, "info": _info_command, "export": _export_command,
+                "view": _view_command}
     try:
         return handlers[args.command](args)
     except UserError as exc:

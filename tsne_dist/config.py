@@ -11,14 +11,19 @@ import numpy as np
 import yaml
 
 from .errors import ConfigError
+from .neighbors.metric import METRICS
 
 ENGINES = ("auto", "numpy", "cupy", "opentsne")
 INT_SETTINGS = ("n_neighbors", "n_iter", "early_exaggeration_iter", "seed", "n_jobs", "metrics_sample",
-                "top_categories")
-FLOAT_SETTINGS = ("perplexity", "early_exaggeration", "exaggeration", "dof")
-TEXT_SETTINGS = ("out", "vector_col", "id_col", "color_by", "label", "knn", "metric", "engine", "initialization")
+                "top_categories", "knn_shards", "min_count", "max_items", "max_collection_size", "embed_dim")
+FLOAT_SETTINGS = ("perplexity", "early_exaggeration", "exaggeration", "dof", "ppmi_shift")
+TEXT_SETTINGS = ("out", "vector_col", "id_col", "color_by", "label", "knn", "metric", "engine", "initialization",
+                 "cluster", "collection_col", "item_col", "weight_col", "time_col", "list_col", "similarity",
+                 "weight_combine")
+SIMILARITIES = ("count", "jaccard", "lift", "ppmi", "cosine", "inv_log")
+WEIGHT_COMBINATIONS = ("product", "min", "mean")
 ALIASES = {"init": "initialization", "random_state": "seed"}
-KNN_BACKENDS = ("auto", "pynndescent", "bruteforce")
+KNN_BACKENDS = ("auto", "pynndescent", "bruteforce", "cuml")
 INITIALIZATIONS = ("pca", "random")
 
 
@@ -54,9 +59,10 @@ class Config:
     n_neighbors : int, optional
         Neighbours per item; default ``3 * perplexity``.
     knn : str
-        ``auto``, ``pynndescent`` or ``bruteforce``.
+        ``auto``, ``pynndescent``, ``bruteforce`` or ``cuml``.
     metric : str
-        ``euclidean`` or ``cosine``.
+        ``euclidean``, ``cosine`` or ``inner_product`` (see
+        :mod:`tsne_dist.neighbors.metric`).
     engine : str
         t-SNE engine: ``auto``, ``numpy`` (ours, CPU), ``cupy`` (ours, GPU) or
         ``opentsne``.
@@ -79,12 +85,48 @@ class Config:
         Seed for every random choice in the run.
     n_jobs : int
         Threads for kNN and the optimizer; -1 means all cores.
+    cluster : str
+        Where Dask work runs: ``local`` (a LocalCluster on 127.0.0.1 sized to the
+        machine) or ``tcp://HOST:PORT`` of a running scheduler.
+    knn_shards : int
+        Shards of the approximate kNN search on Dask (one pynndescent index each).
+        0 (default) means one in-process index with ``cluster: local`` and one
+        shard per worker with a scheduler address.
     metrics_sample : int
         Items sampled for recall, trustworthiness and silhouette.
     top_categories : int
         Categories shown by name in the map legend; the rest are "other".
     overwrite : bool
         Replace an existing, incompatible run in ``out``.
+    interactions : str or DataFrame, optional
+        Instead of ``vectors``: an interactions table (Parquet file or folder, CSV;
+        path or fsspec URL; a pandas or dask DataFrame in the Python API), one row
+        per (collection, item), or one row per collection with ``list_col``.
+    collection_col, item_col : str
+        Collection id (user, session, basket) and item id columns.
+    weight_col, time_col : str, optional
+        Interaction weight (non-negative) and timestamp columns.
+    weight_combine : str
+        How two items' weights make a pair weight: ``product`` (B^T B), ``min``
+        or ``mean``.
+    tau : float, optional
+        With ``time_col``: pairs weigh exp(-|t_i - t_j| / tau) (seconds).
+    list_col : str, optional
+        One list column of item ids per collection.
+    min_count : int
+        Items held by fewer collections are dropped.
+    max_items : int, optional
+        Keep only the most frequent items.
+    max_collection_size : int
+        Longer collections keep their most recent items (with ``time_col``), else
+        a sample seeded by a hash of the collection id.
+    similarity : str
+        ``count``, ``jaccard``, ``lift``, ``ppmi``, ``cosine`` or ``inv_log``.
+    ppmi_shift : float
+        Subtracted from the PMI before clipping at zero.
+    embed_dim : int, optional
+        Map PPMI-SVD vectors of this dimension through the vector path instead of
+        the similarity graph.
     """
 
     out: str = ""
@@ -109,9 +151,25 @@ class Config:
     initialization: str = "pca"
     seed: int = 0
     n_jobs: int = -1
+    cluster: str = "local"
+    knn_shards: int = 0
     metrics_sample: int = 5000
     top_categories: int = 20
     overwrite: bool = False
+    interactions: Any = None
+    collection_col: str = "collection"
+    item_col: str = "item"
+    weight_col: str | None = None
+    time_col: str | None = None
+    weight_combine: str = "product"
+    tau: float | None = None
+    list_col: str | None = None
+    min_count: int = 5
+    max_items: int | None = None
+    max_collection_size: int = 500
+    similarity: str = "cosine"
+    ppmi_shift: float = 0.0
+    embed_dim: int | None = None
 
     @property
     def k(self) -> int:
@@ -123,7 +181,7 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of the settings (JSON-serialisable)."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
-        for key in ("vectors", "ids", "metadata"):
+        for key in ("vectors", "ids", "metadata", "interactions"):
             if values[key] is not None and not isinstance(values[key], str):
                 values[key] = f"in-memory {type(values[key]).__name__} {tuple(getattr(values[key], 'shape', ()))}"
         return values
@@ -133,11 +191,15 @@ class Config:
         self._coerce_types()
         if not self.out:
             raise ConfigError("no output folder given", "pass --out DIR")
-        if self.vectors is None:
-            raise ConfigError("no input given", "pass --vectors PATH (or vectors: in the config file)")
+        if self.vectors is None and self.interactions is None:
+            raise ConfigError("no input given", "pass --vectors PATH or --interactions PATH (or set it in the config file)")
+        if self.vectors is not None and self.interactions is not None:
+            raise ConfigError("both vectors and interactions given", "pass only one of --vectors and --interactions")
+        if self.interactions is not None:
+            self._validate_interactions()
         _check_choice("knn", self.knn, KNN_BACKENDS)
         _check_choice("engine", self.engine, ENGINES)
-        _check_choice("metric", self.metric, ("euclidean", "cosine"))
+        _check_choice("metric", self.metric, METRICS)
         _check_choice("initialization", self.initialization, INITIALIZATIONS)
         if not self.perplexity > 0:
             raise ConfigError(f"perplexity must be positive, got {self.perplexity}", "use e.g. --perplexity 30")
@@ -167,10 +229,37 @@ class Config:
             raise ConfigError("top_categories must be at least 1")
         if not self.dof > 0:
             raise ConfigError(f"dof must be positive, got {self.dof}", "use e.g. --dof 1 (standard t-SNE)")
+        if self.cluster != "local" and not self.cluster.startswith("tcp://"):
+            raise ConfigError(f"cluster must be 'local' or tcp://HOST:PORT, got {self.cluster!r}",
+                              "pass --cluster local or the scheduler's address")
+        if self.knn_shards < 0:
+            raise ConfigError(f"knn_shards must be 0 (automatic) or a positive count, got {self.knn_shards}")
         if self.metrics_sample < 10:
             raise ConfigError("metrics_sample must be at least 10")
         return self
 
+
+    def _validate_interactions(self) -> None:
+        """Check the co-occurrence settings."""
+        _check_choice("similarity", self.similarity, SIMILARITIES)
+        _check_choice("weight_combine", self.weight_combine, WEIGHT_COMBINATIONS)
+        if self.min_count < 1:
+            raise ConfigError(f"min_count must be at least 1, got {self.min_count}")
+        if self.max_items is not None and self.max_items < 2:
+            raise ConfigError(f"max_items must be at least 2, got {self.max_items}")
+        if self.max_collection_size < 2:
+            raise ConfigError(f"max_collection_size must be at least 2, got {self.max_collection_size}")
+        if self.embed_dim is not None and self.embed_dim < 2:
+            raise ConfigError(f"embed_dim must be at least 2, got {self.embed_dim}")
+        if self.tau is not None:
+            self.tau = _as_float("tau", self.tau)
+            if self.tau <= 0:
+                raise ConfigError(f"tau must be positive seconds, got {self.tau}")
+            if self.time_col is None:
+                raise ConfigError("tau needs a timestamp column", "pass --time-col NAME, or drop --tau")
+        if self.ids is not None:
+            raise ConfigError("ids cannot be given with interactions (item ids come from the table)",
+                              "drop --ids")
 
     def _coerce_types(self) -> None:
         """Turn config-file values into their types (e.g. '30' -> 30.0); refuse what does not fit."""

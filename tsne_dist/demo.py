@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from .config import Config
-from .datasets import load_digits, load_glove, load_mnist5k
+from .datasets import load_digits, load_glove, load_mnist5k, load_movielens
 from .outputs import prepare_out_dir, write_atomically
 from .pipeline import Result, run
 
@@ -22,14 +22,18 @@ DEMOS = {
 }
 
 
-def run_demo(dataset: str = "mnist", out: str = "tsne-dist-demo", seed: int = 0) -> Result:
+MOVIELENS_MIN_COUNT = 10  # films rated by at least 10 users: about 2,200 of 9,066
+
+
+def run_demo(dataset: str = "movielens", out: str = "tsne-dist-demo", seed: int = 0) -> Result:
     """Map a real catalog that installs offline; inputs go to ``OUT/inputs``.
 
     Parameters
     ----------
     dataset : str
-        ``mnist`` (5,000 handwritten digits), ``digits`` (1,797) or ``glove``
-        (20,000 most frequent GloVe words).
+        ``movielens`` (films from 100,004 ratings by co-occurrence in users'
+        histories, coloured by primary genre), ``mnist`` (5,000 handwritten
+        digits), ``digits`` (1,797) or ``glove`` (20,000 most frequent GloVe words).
     out : str
         Output folder.
     seed : int
@@ -39,6 +43,8 @@ def run_demo(dataset: str = "mnist", out: str = "tsne-dist-demo", seed: int = 0)
     -------
     Result
     """
+    if dataset == "movielens":
+        return _movielens_demo(out, seed)
     loader, column = DEMOS[dataset]
     out = prepare_out_dir(out)
     inputs = os.path.join(out, "inputs")
@@ -54,4 +60,22 @@ def run_demo(dataset: str = "mnist", out: str = "tsne-dist-demo", seed: int = 0)
         write_atomically(vectors_path, lambda tmp: np.save(tmp, vectors))
     config = Config(out=out, vectors=vectors_path, ids=ids_path,
                     metadata=metadata_path, color_by=column, label=column, seed=seed)
+    return run(config)
+
+
+def _movielens_demo(out: str, seed: int) -> Result:
+    """Ratings -> co-occurrence of films in users' histories -> map coloured by primary genre."""
+    out = prepare_out_dir(out)
+    inputs = os.path.join(out, "inputs")
+    os.makedirs(inputs, exist_ok=True)
+    ratings_path = os.path.join(inputs, "movielens-ratings.parquet")
+    films_path = os.path.join(inputs, "movielens-films.parquet")
+    if not all(os.path.exists(path) for path in (ratings_path, films_path)):
+        logger.info("demo: writing the MovieLens ratings and films to %s", inputs)
+        ratings, films = load_movielens()
+        write_atomically(films_path, lambda tmp: films.to_parquet(tmp, index=False))
+        write_atomically(ratings_path, lambda tmp: ratings.to_parquet(tmp, index=False))
+    config = Config(out=out, interactions=ratings_path, collection_col="userId", item_col="movieId",
+                    min_count=MOVIELENS_MIN_COUNT, metadata=films_path, id_col="movieId", color_by="genre",
+                    label="genre", seed=seed)
     return run(config)

@@ -27,7 +27,8 @@ from .io.sources import describe_source, is_in_memory, require_exists, source_na
 from .io.tables import check_columns, check_ids, join_metadata, read_ids, read_table
 from .io.vectors import check_item_count, check_vectors, read_vectors
 from .metrics import collapse_check, neighbour_quality, silhouettes
-from .neighbors import choose_backend, graph_recall, nearest_neighbors
+from .neighbors import choose_backend, gpu_free_bytes, graph_recall, nearest_neighbors
+from .neighbors.gpu import rapids_search
 from .outputs import layout_table, prepare_out_dir, remove_outputs, write_layout, write_map, write_metrics
 from .progress import StageTimings
 from .store import STORE_NAME, RunStore, fingerprint, needs_replacing, read_csr, stored_marker, write_array, write_csr
@@ -97,8 +98,12 @@ class _Runner:
 
 
 def _identity(config: Config) -> dict[str, Any]:
-    """What makes two runs comparable: the vectors' source."""
-    return {"vectors": _normalise_source(config.vectors)}
+    """What makes two runs comparable: the vectors' (or interactions') source."""
+    identity = {"vectors": _normalise_source(config.vectors)}
+    if config.interactions is not None:
+        source = config.interactions
+        identity["interactions"] = _normalise_source(source) if isinstance(source, str) else "in-memory"
+    return identity
 
 
 def _normalise_source(source: object) -> str | None:
@@ -148,8 +153,14 @@ def run(config: Config | dict[str, Any] | str) -> Result:
         For bad input or settings; no stage is marked done by a failed call.
     """
     config = coerce_config(config)
+    if config.interactions is not None:
+        from .cooccurrence.stages import run_interactions
+
+        return run_interactions(config)
     _require_inputs(config)
     choose_engine(config.engine)  # e.g. --engine cupy without a GPU fails before any work
+    if config.knn == "cuml":
+        rapids_search()  # --knn cuml without cuML or cuVS fails before any work
     out = prepare_out_dir(config.out)
     logger.info("tsne_dist %s: run in %s", __version__, out)
     # Everything is checked before the store is touched: a user error changes nothing.
@@ -236,12 +247,15 @@ def _vectors(runner: _Runner) -> np.ndarray:
 
 def _knn_stage(runner: _Runner, n_items: int, n_dims: int) -> None:
     config = runner.config
-    backend, _ = choose_backend(config.knn, n_items, n_dims)
+    backend, _ = choose_backend(config.knn, n_items, n_dims, gpu_free_bytes=gpu_free_bytes())
     params = {"backend": backend, "k": config.k, "metric": config.metric, "seed": config.seed}
+    if backend == "pynndescent":
+        params["shards"] = config.knn_shards
 
     def compute(group, params):
         result = nearest_neighbors(_vectors(runner), config.k, backend=config.knn, metric=config.metric,
-                                   seed=config.seed, n_jobs=config.n_jobs)
+                                   seed=config.seed, n_jobs=config.n_jobs, cluster=config.cluster,
+                                   n_shards=config.knn_shards)
         write_array(group, "indices", result.indices)
         write_array(group, "distances", result.distances)
         extra = {"reason": result.reason}
@@ -277,7 +291,7 @@ def _layout_stage(runner: _Runner, n_items: int) -> None:
 
     def compute(group, params):
         P = read_csr(runner.store.group("affinities"))
-        if config.initialization == "pca":
+        if config.initialization == "pca" and "vectors" in runner.fingerprints:
             init = pca_init(_vectors(runner), config.seed)
         else:
             init = random_init(P.shape[0], config.seed)
@@ -342,18 +356,30 @@ def _write_outputs(runner: _Runner, ids: np.ndarray, metadata: pd.DataFrame | No
         write_map(runner.out, layout, values, title, config.top_categories)
     metrics = _metrics_document(runner, len(ids), layout_attrs, metrics_attrs)
     write_metrics(runner.out, metrics)
+    _export_viewer(runner.out)
     logger.info("map written to %s (recall@10 %.3f, trustworthiness@10 %.3f)", runner.out,
                 metrics["knn_recall@10"], metrics["trustworthiness@10"])
     return Result(out=runner.out, layout=table, metrics=metrics, stages_run=runner.stages_run,
                   stages_skipped=runner.stages_skipped)
 
 
+def _export_viewer(out: str) -> None:
+    """Write OUT/viewer/ (the browser map); only warn when the bundle was not built into this install."""
+    from .viz.export import bundle_available, export_viewer
+
+    if not bundle_available():
+        logger.warning("viewer not written: its bundle is not installed (reinstall tsne-dist with npm on PATH)")
+        return
+    export_viewer(out)
+
+
 def _metrics_document(runner: _Runner, n_items: int, layout_attrs: dict, metrics_attrs: dict) -> dict[str, Any]:
     store = runner.store
-    markers = {name: store.marker(name) or {} for name in STAGES}
-    timings = {name: markers[name].get("seconds") for name in STAGES}
+    names = [name for name in ("items", "cooccurrence") if store.marker(name)] + list(STAGES)  # interactions path
+    markers = {name: store.marker(name) or {} for name in names}
+    timings = {name: markers[name].get("seconds") for name in names}
     timings["outputs"] = runner.timings.seconds.get("outputs")
-    memory = {name: markers[name].get("peak_memory_mb") for name in STAGES}
+    memory = {name: markers[name].get("peak_memory_mb") for name in names}
     memory["outputs"] = runner.timings.peak_memory_mb.get("outputs")
     figures = metrics_attrs["figures"]
     return {

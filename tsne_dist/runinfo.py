@@ -74,9 +74,12 @@ def describe(info: RunInfo) -> str:
     """Plain-text summary of a run for ``tsne-dist info``."""
     lines = [f"run in {info.out} (tsne_dist {info.version})"]
     config = info.config
-    lines.append(f"input: {config.get('vectors')}  perplexity {config.get('perplexity')}  seed {config.get('seed')}")
+    source = config.get("vectors") if config.get("vectors") is not None else config.get("interactions")
+    lines.append(f"input: {source}  perplexity {config.get('perplexity')}  seed {config.get('seed')}")
     lines.append("stages:")
     order = ["vectors", "knn", "affinities", "layout", "metrics"]
+    if config.get("interactions") is not None:  # the co-occurrence path; vectors only with embed_dim
+        order = ["items", "cooccurrence"] + order[int(config.get("embed_dim") is None):]
     for name in order + sorted(set(info.stages) - set(order) - {"items"}):
         if name not in info.stages:
             lines.append(f"  {name:<11} not started")

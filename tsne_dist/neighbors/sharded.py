@@ -14,6 +14,7 @@ import numpy as np
 
 from ..progress import Progress
 from .metric import prepare_metric, to_metric_distance
+from .nndescent import index_parameters
 from .refine import local_join
 
 logger = logging.getLogger("tsne_dist")
@@ -25,7 +26,7 @@ def _build_shard_index(items: np.ndarray, start: int, stop: int, k: int, seed: i
     shard = items[start:stop]
     n_neighbors = min(k + 1, len(shard) - 1)
     index = NNDescent(shard, n_neighbors=n_neighbors, metric="euclidean", random_state=seed, n_jobs=1,
-                      low_memory=True, verbose=False)
+                      low_memory=True, verbose=False, **index_parameters(len(shard)))
     index.prepare()
     return index
 

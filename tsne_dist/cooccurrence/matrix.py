@@ -1,0 +1,219 @@
+"""The item-item co-occurrence matrix on Dask, written as an anndata CSR group.
+
+1. The interactions are shuffled by collection id, so each partition holds whole
+   collections; each partition emits and sums its pairs (:mod:`.pairs`).
+2. The summed pairs are shuffled by row block (``row // block_rows``): every
+   block lands in one partition, and one task sums it (COO -> CSR) and saves its
+   ``indices`` / ``data`` as two ``.npy`` parts in a scratch folder inside the
+   output folder; it returns the block's row lengths and diagonal.
+3. The client turns the row lengths into ``indptr``; then each chunk of the final
+   ``data`` / ``indices`` arrays is written by exactly one task, which reads the
+   parts overlapping it. Writers never share a chunk, so no write is unaligned.
+
+Nothing N x N is ever formed: memory per task is bounded by a partition's distinct
+pairs (step 1) or a row block's non-zeros (step 2).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+from operator import getitem
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import zarr
+
+from ..store import write_array
+from .pairs import PAIR_META, PairSpec, partition_pairs, prepare_collections
+
+logger = logging.getLogger("tsne_dist")
+
+CHUNK_VALUES = 4 * 2**20  # entries per chunk of the final data / indices arrays
+MAX_BLOCK_ROWS = 50_000
+
+
+def choose_block_rows(n_items: int) -> int:
+    """Rows per output block: about 8 blocks for small catalogs, at most 50,000 rows."""
+    return int(max(256, min(MAX_BLOCK_ROWS, math.ceil(n_items / 8))))
+
+
+_WHOLE_COLLECTIONS: set[str] = set()  # names of frames whose partitions already hold whole collections
+
+
+def by_collection(frame):
+    """The interactions shuffled so that each collection lies in one partition."""
+    if frame.npartitions == 1 or frame._name in _WHOLE_COLLECTIONS:
+        return frame
+    return frame.shuffle(on="collection", npartitions=frame.npartitions)
+
+
+def read_spilled(folder: str, meta: pd.DataFrame):
+    """The cleaned log that :func:`tsne_dist.cooccurrence.vocabulary.item_counts` spilled, one
+    partition per part (each holds whole collections, so later passes need no shuffle).
+
+    Returns None when the folder holds no complete spill.
+    """
+    import dask.dataframe as dd
+    from dask import delayed
+
+    done = os.path.join(folder, "_complete")
+    if not os.path.exists(done):
+        return None
+    files = sorted(name for name in os.listdir(folder) if name.endswith(".parquet"))
+    with open(done) as handle:
+        if int(handle.read().strip() or -1) != len(files):
+            return None
+    frame = dd.from_delayed([delayed(pd.read_parquet)(os.path.join(folder, name)) for name in files], meta=meta,
+                            verify_meta=False)
+    _WHOLE_COLLECTIONS.add(frame._name)
+    return frame
+
+
+def collection_stats(frame, vocabulary: pd.Index, spec: PairSpec) -> dict:
+    """Collections before and after the filters, without emitting pairs (one Dask pass)."""
+    import dask
+    from dask import delayed
+
+    parts = by_collection(frame).to_delayed()
+    stats = dask.compute(*[delayed(_stats_only)(part, vocabulary, spec) for part in parts])
+    return _sum_stats(stats)
+
+
+def _stats_only(part: pd.DataFrame, vocabulary: pd.Index, spec: PairSpec) -> dict:
+    collections = prepare_collections(part, vocabulary, spec)
+    stats = dict(collections.stats)
+    sizes = np.diff(collections.offsets)
+    stats["pairs"] = int((sizes * (sizes - 1)).sum())
+    return stats
+
+
+def _sum_stats(parts) -> dict:
+    total: dict[str, int] = {}
+    for stats in parts:
+        for key, value in stats.items():
+            total[key] = total.get(key, 0) + int(value)
+    return total
+
+
+def build_cooccurrence(client, frame, vocabulary: pd.Index, spec: PairSpec, group: zarr.Group, scratch: str,
+                       *, block_rows: int | None = None) -> dict:
+    """Compute the co-occurrence matrix on the cluster and write it into ``group``.
+
+    Parameters
+    ----------
+    client : distributed.Client
+        The cluster (its workers must see ``scratch`` and the store's folder).
+    frame : dask.dataframe.DataFrame
+        Normalised interactions (:func:`tsne_dist.io.interactions.read_interactions`).
+    vocabulary : pandas.Index
+        Item ids in index order.
+    spec : PairSpec
+        Pair weighting and caps.
+    group : zarr.Group
+        Empty group of a local Zarr v3 store; receives the anndata CSR encoding
+        plus a ``diagonal`` array (each item's collection count).
+    scratch : str
+        Folder for the per-block parts; removed when done.
+    block_rows : int, optional
+        Rows per output block (default :func:`choose_block_rows`).
+
+    Returns
+    -------
+    dict
+        ``collections``, ``kept``, ``capped``, ``interactions``, ``pairs`` (ordered
+        pairs emitted), ``nnz``, ``n_blocks``.
+    """
+    import dask
+    import dask.dataframe as dd
+    from dask import delayed
+
+    n_items = len(vocabulary)
+    block_rows = block_rows or choose_block_rows(n_items)
+    n_blocks = math.ceil(n_items / block_rows)
+    shutil.rmtree(scratch, ignore_errors=True)
+    os.makedirs(scratch)
+    [vocab_future] = client.scatter([vocabulary], broadcast=True)
+    results = [delayed(partition_pairs, pure=True)(part, vocab_future, spec, n_items, block_rows)
+               for part in by_collection(frame).to_delayed()]
+    pairs = dd.from_delayed([delayed(getitem)(result, 0) for result in results], meta=PAIR_META,
+                            verify_meta=False)
+    stats = [delayed(getitem)(result, 1) for result in results]
+    if pairs.npartitions > 1:
+        pairs = pairs.shuffle(on="block", npartitions=max(1, min(n_blocks, 4 * max(pairs.npartitions, 1))))
+    written = [delayed(write_blocks)(part, scratch, block_rows, n_items) for part in pairs.to_delayed()]
+    blocks, stats = dask.compute(written, stats)
+    totals = _sum_stats(stats)
+    found = {block: (lengths, diagonal) for part in blocks for block, lengths, diagonal in part}
+    lengths = np.zeros(n_items, dtype=np.int64)
+    diagonal = np.zeros(n_items, dtype=np.float64)
+    for block, (block_lengths, block_diagonal) in found.items():
+        start = block * block_rows
+        lengths[start:start + len(block_lengths)] = block_lengths
+        diagonal[start:start + len(block_diagonal)] = block_diagonal
+    indptr = np.zeros(n_items + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    nnz = int(indptr[-1])
+    group.attrs.update({"encoding-type": "csr_matrix", "encoding-version": "0.1.0", "shape": [n_items, n_items]})
+    write_array(group, "indptr", indptr)
+    write_array(group, "diagonal", diagonal.astype(np.float32))
+    chunk = min(CHUNK_VALUES, max(nnz, 1))
+    group.create_array("data", shape=(nnz,), chunks=(chunk,), dtype=np.float32)
+    group.create_array("indices", shape=(nnz,), chunks=(chunk,), dtype=np.int32)
+    starts = {block: int(indptr[block * block_rows]) for block in found}
+    array_root = os.path.join(group.store.root, group.path) if hasattr(group.store, "root") else None
+    if array_root is None:  # pragma: no cover - the run store is always a local folder
+        raise TypeError("the co-occurrence group must live in a local Zarr store")
+    futures = client.map(write_chunk, range(math.ceil(nnz / chunk)), array_root=str(array_root), chunk=chunk,
+                         nnz=nnz, starts=starts, scratch=scratch, pure=False)
+    client.gather(futures)
+    shutil.rmtree(scratch, ignore_errors=True)
+    totals.update({"nnz": nnz, "n_blocks": n_blocks, "block_rows": block_rows})
+    group.attrs["n_collections"] = totals.get("kept", 0)
+    return totals
+
+
+def write_blocks(part: pd.DataFrame, scratch: str, block_rows: int, n_items: int) -> list:
+    """Sum each row block of a shuffled partition and save it as .npy parts.
+
+    Returns
+    -------
+    list of (block, row lengths, diagonal)
+    """
+    out = []
+    for block, rows in part.groupby("block", sort=True):
+        block = int(block)
+        start = block * block_rows
+        n_rows = min(block_rows, n_items - start)
+        matrix = sp.coo_matrix((rows["value"].to_numpy(np.float64),
+                                (rows["row"].to_numpy(np.int64) - start, rows["col"].to_numpy(np.int32))),
+                               shape=(n_rows, n_items)).tocsr()
+        matrix.sum_duplicates()
+        matrix.sort_indices()
+        np.save(os.path.join(scratch, f"{block}.indices.npy"), matrix.indices.astype(np.int32))
+        np.save(os.path.join(scratch, f"{block}.data.npy"), matrix.data.astype(np.float32))
+        diagonal = matrix.diagonal(k=start).astype(np.float64) if n_rows else np.zeros(0)
+        out.append((block, np.diff(matrix.indptr).astype(np.int64), diagonal))
+    return out
+
+
+def write_chunk(index: int, *, array_root: str, chunk: int, nnz: int, starts: dict[int, int], scratch: str) -> int:
+    """Write chunk ``index`` of ``data`` and ``indices`` from the block parts overlapping it."""
+    lo, hi = index * chunk, min((index + 1) * chunk, nnz)
+    data = np.empty(hi - lo, dtype=np.float32)
+    indices = np.empty(hi - lo, dtype=np.int32)
+    for block, start in starts.items():
+        part_indices = np.load(os.path.join(scratch, f"{block}.indices.npy"), mmap_mode="r")
+        stop = start + len(part_indices)
+        if stop <= lo or start >= hi or stop == start:
+            continue
+        a, b = max(lo, start), min(hi, stop)
+        indices[a - lo:b - lo] = part_indices[a - start:b - start]
+        part_data = np.load(os.path.join(scratch, f"{block}.data.npy"), mmap_mode="r")
+        data[a - lo:b - lo] = part_data[a - start:b - start]
+    zarr.open_array(os.path.join(array_root, "data"), mode="r+")[lo:hi] = data
+    zarr.open_array(os.path.join(array_root, "indices"), mode="r+")[lo:hi] = indices
+    return hi - lo
