@@ -11,7 +11,7 @@ rows+=("tests/test_gpu.py|$status ($(tail -1 /tmp/gpu_tests.log))")
 if [ "$device" != "none" ]; then
   python3 benchmarks/bench_knn.py --dataset synthetic --dims 128 --sizes 1000000 --modes gpu \
       > /tmp/gpu_knn.log 2>&1
-  rows+=("bruteforce kNN 1M x 128|$(grep '^| synthetic' /tmp/gpu_knn.log | cut -d'|' -f5,6)")
+  rows+=("bruteforce kNN 1M x 128 (k|s|recall@15)|$(grep '^| synthetic' /tmp/gpu_knn.log | cut -d'|' -f4,6,7)")
   python3 benchmarks/bench_engine.py --sizes 100000 1000000 --engines cupy --full-limit 2000000 \
       --out /tmp/gpu_engine > /tmp/gpu_engine.log 2>&1
   while IFS= read -r line; do rows+=("engine|$line"); done < <(grep "^| synthetic" /tmp/gpu_engine.log)

@@ -32,7 +32,8 @@ def random_interactions(seed: int = 0, n_rows: int = 4000, n_users: int = 150, n
 
 
 def reference_matrix(df: pd.DataFrame, *, min_count: int, max_items: int | None, max_size: int,
-                     weighted: bool = False, tau: float | None = None, seed: int = 0) -> tuple[np.ndarray, sp.csr_matrix]:
+                     weighted: bool = False, tau: float | None = None, seed: int = 0,
+                     combine: str = "product") -> tuple[np.ndarray, sp.csr_matrix]:
     """B^T B off the diagonal, collection counts on it, with the same filters and caps.
 
     Independent of the Dask code: pandas group-bys, one loop per collection, scipy products.
@@ -63,10 +64,13 @@ def reference_matrix(df: pd.DataFrame, *, min_count: int, max_items: int | None,
         n_collections += 1
     n = len(ids)
     binary = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_collections, n))
-    if tau:
+    if tau or combine != "product":
+        pair = {"product": np.multiply, "min": np.minimum, "mean": lambda a, b: (a + b) / 2}[combine]
         total = sp.csr_matrix((n, n))
         for idx, w, t in times:
-            block = np.outer(w, w) * np.exp(-np.abs(t[:, None] - t[None, :]) / tau)
+            block = pair(w[:, None], w[None, :])
+            if tau:
+                block = block * np.exp(-np.abs(t[:, None] - t[None, :]) / tau)
             total = total + sp.coo_matrix((block.ravel(), (np.repeat(idx, len(idx)), np.tile(idx, len(idx)))),
                                           shape=(n, n)).tocsr()
     else:
@@ -150,6 +154,16 @@ def test_time_decay_keeps_the_most_recent_items_and_matches_scipy(client, tmp_pa
     np.testing.assert_array_equal(stored.indices, reference.indices)
     # exp() weights are not dyadic: partial sums in another order may differ in the last float32 bit
     np.testing.assert_allclose(stored.data, reference.data, rtol=1e-6)
+
+
+@pytest.mark.parametrize(("combine", "partitions"), [("min", 3), ("mean", 7)])
+def test_min_and_mean_weight_combinations_equal_the_reference(client, tmp_path, combine, partitions):
+    df = random_interactions(seed=6)
+    ids, reference = reference_matrix(df, min_count=2, max_items=None, max_size=12, weighted=True, combine=combine)
+    _, stored, _, _ = build(client, df, tmp_path, partitions=partitions, min_count=2, max_items=None,
+                            spec=PairSpec(weight_combine=combine, max_collection_size=12),
+                            columns=InteractionColumns("user", "item", weight_col="rating"))
+    assert_same(stored, reference)
 
 
 def test_cap_sampling_is_a_pure_function_of_the_collection_id_and_seed():

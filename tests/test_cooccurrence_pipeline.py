@@ -50,6 +50,7 @@ def interaction_flags(files: dict, out: str, *extra: str) -> list[str]:
             "--color-by", "category", "--label", "category", "--out", out, *FAST, *extra]
 
 
+@pytest.mark.slow
 def test_interactions_make_a_map_that_anndata_reads_and_a_rerun_skips(tmp_path, capsys, log_files):
     out = str(tmp_path / "out")
     code, _, err = run_cli(capsys, *interaction_flags(log_files, out))

@@ -34,3 +34,18 @@ def test_markers(tmp_path):
     assert store.is_done("knn", "fp1") and not store.is_done("knn", "fp2")
     store.begin("knn")  # a restarted stage drops its marker with its data
     assert store.marker("knn") is None
+
+
+def test_remove_outputs_deletes_only_our_files_and_our_viewer(tmp_path):
+    from tsne_dist.outputs import remove_outputs
+
+    for name in ("layout.parquet", "map.png", "metrics.json", "notes.txt"):
+        (tmp_path / name).write_text("x")
+    (tmp_path / "viewer" / "data").mkdir(parents=True)
+    (tmp_path / "viewer" / "data" / "manifest.json").write_text("{}")
+    remove_outputs(str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    (tmp_path / "viewer").mkdir()
+    (tmp_path / "viewer" / "mine.html").write_text("a user's own page")  # not ours: kept
+    remove_outputs(str(tmp_path))
+    assert (tmp_path / "viewer" / "mine.html").exists()

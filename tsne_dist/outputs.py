@@ -6,6 +6,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from typing import Any
@@ -96,11 +97,15 @@ def write_map(out: str, layout: np.ndarray, values: pd.Series | None, title: str
 
 
 def remove_outputs(out: str) -> None:
-    """Delete the files a previous run wrote (only ours, nothing else in the folder)."""
+    """Delete the files a previous run wrote (only ours, nothing else in the folder);
+    ``viewer/`` goes only when it holds our ``data/manifest.json``."""
     for name in OUTPUT_FILES:
         path = os.path.join(out, name)
         if os.path.exists(path):
             os.remove(path)
+    viewer = os.path.join(out, "viewer")
+    if os.path.isfile(os.path.join(viewer, "data", "manifest.json")):
+        shutil.rmtree(viewer)
 
 
 def _json_safe(value: Any) -> Any:

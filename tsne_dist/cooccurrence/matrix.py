@@ -36,9 +36,13 @@ CHUNK_VALUES = 4 * 2**20  # entries per chunk of the final data / indices arrays
 MAX_BLOCK_ROWS = 50_000
 
 
-def choose_block_rows(n_items: int) -> int:
-    """Rows per output block: about 8 blocks for small catalogs, at most 50,000 rows."""
-    return int(max(256, min(MAX_BLOCK_ROWS, math.ceil(n_items / 8))))
+def choose_block_rows(n_items: int, n_partitions: int = 1) -> int:
+    """Rows per output block: at least 8 blocks and 2 per input partition, at most 50,000 rows.
+
+    Tying the block count to the input partitions keeps a block's pairs about the size
+    of one partition's, so a reduction task's memory does not grow with the log.
+    """
+    return int(max(256, min(MAX_BLOCK_ROWS, math.ceil(n_items / max(8, 2 * n_partitions)))))
 
 
 _WHOLE_COLLECTIONS: set[str] = set()  # names of frames whose partitions already hold whole collections
@@ -79,7 +83,8 @@ def collection_stats(frame, vocabulary: pd.Index, spec: PairSpec) -> dict:
     from dask import delayed
 
     parts = by_collection(frame).to_delayed()
-    stats = dask.compute(*[delayed(_stats_only)(part, vocabulary, spec) for part in parts])
+    vocab = delayed(vocabulary, pure=True)  # one task holds it; partitions depend on it
+    stats = dask.compute(*[delayed(_stats_only)(part, vocab, spec) for part in parts])
     return _sum_stats(stats)
 
 
@@ -132,12 +137,12 @@ def build_cooccurrence(client, frame, vocabulary: pd.Index, spec: PairSpec, grou
     from dask import delayed
 
     n_items = len(vocabulary)
-    block_rows = block_rows or choose_block_rows(n_items)
+    block_rows = block_rows or choose_block_rows(n_items, frame.npartitions)
     n_blocks = math.ceil(n_items / block_rows)
     shutil.rmtree(scratch, ignore_errors=True)
     os.makedirs(scratch)
-    [vocab_future] = client.scatter([vocabulary], broadcast=True)
-    results = [delayed(partition_pairs, pure=True)(part, vocab_future, spec, n_items, block_rows)
+    vocab = delayed(vocabulary, pure=True)  # in the graph (not scattered): a restarted worker can rebuild it
+    results = [delayed(partition_pairs, pure=True)(part, vocab, spec, n_items, block_rows)
                for part in by_collection(frame).to_delayed()]
     pairs = dd.from_delayed([delayed(getitem)(result, 0) for result in results], meta=PAIR_META,
                             verify_meta=False)

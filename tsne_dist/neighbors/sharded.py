@@ -125,15 +125,18 @@ def sharded_knn(client, vectors: np.ndarray, k: int, *, n_shards: int, metric: s
     queries_ref = items_ref if queries is items else client.scatter(queries, broadcast=True, hash=False)
     indexes = [client.submit(_build_shard_index, items_ref, int(bounds[s]), int(bounds[s + 1]), k, seed + s,
                              pure=False) for s in range(n_shards)]
+    holders = _holders(client, indexes)
     blocks = []
     for q_start, q_stop, home in _query_blocks(bounds, query_block):
         parts = []
         for s in range(n_shards):
+            # A shard's queries run where its index lives: moving an index costs more than its queries.
+            pinned = {"workers": holders[s], "allow_other_workers": False, "pure": False}
             if s == home and queries is items:  # a shard's graph already holds its rows' neighbours
-                parts.append(client.submit(_own_shard, indexes[s], q_start, q_stop, int(bounds[s]), k, pure=False))
+                parts.append(client.submit(_own_shard, indexes[s], q_start, q_stop, int(bounds[s]), k, **pinned))
             else:
                 parts.append(client.submit(_query_shard, indexes[s], queries_ref, q_start, q_stop, int(bounds[s]), k,
-                                           pure=False))
+                                           **pinned))
         blocks.append(_tree_merge(client, parts, k, q_start))
     indices, distances = _collect(blocks, k, f"kNN ({n_shards} shards)")
     if refine:
@@ -143,6 +146,18 @@ def sharded_knn(client, vectors: np.ndarray, k: int, *, n_shards: int, metric: s
                    for q_start in range(0, n_items, query_block)]
         indices, distances = _collect(refined, k, "kNN refinement")
     return indices, to_metric_distance(distances, metric)
+
+
+def _holders(client, indexes: list) -> list[list[str]]:
+    """The worker holding each built shard index (waits for the builds)."""
+    from distributed import as_completed
+
+    with Progress(len(indexes), "kNN (shard indexes)") as progress:
+        for built in as_completed(indexes):
+            built.result()  # a failed build raises here
+            progress.advance(1)
+    held = client.who_has(indexes)
+    return [list(held[index.key])[:1] for index in indexes]
 
 
 def _query_blocks(bounds: np.ndarray, query_block: int) -> list[tuple[int, int, int]]:

@@ -8,7 +8,7 @@ import { loadBuffer, loadText, loadTyped, neighboursOf, spatialIndexAsync, split
 const TOP_K = 20;
 const MAX_MATCHES = 50;
 const MAX_OUTLIER_RINGS = 20000;
-const PREVIEW_POINTS = 200000;
+const PREVIEW_POINTS = 100000;
 const CONTINUOUS_COLORS = viridis(256);
 const $ = (id) => document.getElementById(id);
 
@@ -209,10 +209,10 @@ function isSoftwareGL() {
   }
 }
 
-async function drawPreview() {
+async function drawPreview(points) {
   const { x, y } = currentPositions();
   const { z, w } = state.color;
-  const stride = Math.ceil(state.n / PREVIEW_POINTS);
+  const stride = Math.ceil(state.n / points);
   const m = Math.ceil(state.n / stride);
   const sample = { x: new Float32Array(m), y: new Float32Array(m), z: new Float32Array(m), w: new Float32Array(m) };
   for (let j = 0, i = 0; j < m; j += 1, i += stride) {
@@ -611,9 +611,11 @@ async function main() {
   $('color-by').value = initial ? initial.name : '';
   scatterplot.set(await colorOptions(initial ? initial.name : null));
   api.softwareGL = isSoftwareGL();
-  if (api.softwareGL && state.n > 2 * PREVIEW_POINTS) {
+  const previewParam = new URLSearchParams(window.location.search).get('preview'); // ?preview=0 turns it off
+  const previewPoints = previewParam === null ? PREVIEW_POINTS : Number(previewParam);
+  if (api.softwareGL && previewPoints > 0 && state.n > 2 * previewPoints) {
     // Software GL draws a million points in seconds: show an evenly strided sample first.
-    await drawPreview();
+    await drawPreview(previewPoints);
     await firstFrame();
     state.timings.preview = performance.now();
     setStatus(`drawing all ${state.n.toLocaleString('en')} points…`);
@@ -644,6 +646,10 @@ api.screenPosition = (i) => {
 
 main().catch((error) => {
   api.error = String(error && error.message ? error.message : error);
+  if (window.location.protocol === 'file:') {
+    api.error = `browsers do not load data files from file:// pages; serve this folder (tsne-dist view OUT, or any static web host) (${api.error})`;
+  }
   setStatus(`error: ${api.error}`);
+  $('summary').textContent = `error: ${api.error}`;
   console.error(error);
 });
