@@ -220,7 +220,8 @@ def _vectors_stage(runner: _Runner, params: dict[str, Any], inputs: tuple[np.nda
     runner.stage("vectors", params, (), compute)
 
 
-def _load_metadata(config: Config, ids: np.ndarray) -> pd.DataFrame | None:
+def metadata_table(config: Config) -> pd.DataFrame | None:
+    """The metadata table with its id column and requested columns checked (not yet joined)."""
     if config.metadata is None:
         check_columns(None, {"color-by": config.color_by, "label": config.label})
         return None
@@ -231,7 +232,12 @@ def _load_metadata(config: Config, ids: np.ndarray) -> pd.DataFrame | None:
             "pass --id-col NAME",
         )
     check_columns(table.drop(columns=[config.id_col]), {"color-by": config.color_by, "label": config.label})
-    return join_metadata(ids, table, config.id_col, source_name(config.metadata))
+    return table
+
+
+def _load_metadata(config: Config, ids: np.ndarray) -> pd.DataFrame | None:
+    table = metadata_table(config)
+    return None if table is None else join_metadata(ids, table, config.id_col, source_name(config.metadata))
 
 
 def _stored_items(out: str) -> tuple[np.ndarray, tuple[int, int]]:

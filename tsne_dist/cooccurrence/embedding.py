@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 import zarr
 
-from .similarity import BLOCK_VALUES, similarity
+from .similarity import similarity_blocks
 
 logger = logging.getLogger("tsne_dist")
 
@@ -24,23 +24,13 @@ logger = logging.getLogger("tsne_dist")
 def _row_blocks(group: zarr.Group):
     """Yield (start, PPMI block as CSR) over the stored matrix."""
     n_items = int(group.attrs["shape"][0])
-    indptr = group["indptr"][:]
-    diagonal = group["diagonal"][:].astype(np.float64)
     n_collections = int(group.attrs.get("n_collections", 1))
-    data, columns = group["data"], group["indices"]
-    start = 0
-    while start < n_items:
-        stop = int(np.searchsorted(indptr, indptr[start] + BLOCK_VALUES, side="right")) - 1
-        stop = min(max(stop, start + 1), n_items)
-        lo, hi = int(indptr[start]), int(indptr[stop])
-        cols = columns[lo:hi].astype(np.int64)
-        rows = np.repeat(np.arange(start, stop), np.diff(indptr[start:stop + 1]))
-        values = similarity(data[lo:hi], diagonal[rows], diagonal[cols], "ppmi", n_collections)
-        values[cols == rows] = 0.0
-        block = sp.csr_matrix((values, cols, indptr[start:stop + 1] - lo), shape=(stop - start, n_items))
+    for part in similarity_blocks(group, "ppmi", n_collections):
+        values = part.values
+        values[part.columns == part.rows] = 0.0
+        block = sp.csr_matrix((values, part.columns, part.indptr), shape=(part.stop - part.start, n_items))
         block.eliminate_zeros()
-        yield start, block
-        start = stop
+        yield part.start, block
 
 
 def _multiply(group: zarr.Group, x: np.ndarray) -> np.ndarray:

@@ -26,6 +26,7 @@ logged and kept in the stage marker.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numba
@@ -132,6 +133,20 @@ def _top_k_rows(indptr, columns, sims, first_row, k, inv_log, out_idx, out_dist,
         out_n[row] = m
 
 
+@numba.njit(cache=True)
+def _append_new(out_idx, out_dist, row, filled, candidate, distance):  # pragma: no cover - compiled
+    """Put ``candidate`` at position ``filled`` of ``row`` unless it is the row itself or
+    already there; return the new count."""
+    if candidate == row:
+        return filled
+    for u in range(filled):
+        if out_idx[row, u] == candidate:
+            return filled
+    out_idx[row, filled] = candidate
+    out_dist[row, filled] = distance
+    return filled + 1
+
+
 @numba.njit(parallel=True, cache=True)
 def _pad_rows(rows, idx, dist, n_real, popular, base):  # pragma: no cover - compiled
     """Fill positions >= n_real[row] in place; only real entries (< n_real) are read, so rows
@@ -156,35 +171,56 @@ def _pad_rows(rows, idx, dist, n_real, popular, base):  # pragma: no cover - com
         for t in range(c):
             if filled >= k:
                 break
-            l = cand[order[t]]
-            if l == row:
-                continue
-            seen = False
-            for u in range(filled):
-                if out_idx[row, u] == l:
-                    seen = True
-                    break
-            if seen:
-                continue
-            out_idx[row, filled] = l
-            out_dist[row, filled] = cand_d[order[t]]
-            filled += 1
+            filled = _append_new(out_idx, out_dist, row, filled, cand[order[t]], cand_d[order[t]])
         for p in range(len(popular)):
             if filled >= k:
                 break
-            l = popular[p]
-            if l == row:
-                continue
-            seen = False
-            for u in range(filled):
-                if out_idx[row, u] == l:
-                    seen = True
-                    break
-            if seen:
-                continue
-            out_idx[row, filled] = l
-            out_dist[row, filled] = 3.0 * base
-            filled += 1
+            filled = _append_new(out_idx, out_dist, row, filled, popular[p], 3.0 * base)
+
+
+@dataclass
+class SimilarityBlock:
+    """Rows [start, stop) of the stored matrix as similarities: CSR parts with
+    ``indptr`` relative to the block, and each value's row and column."""
+
+    start: int
+    stop: int
+    indptr: np.ndarray
+    rows: np.ndarray
+    columns: np.ndarray
+    values: np.ndarray
+
+
+def similarity_blocks(group: zarr.Group, kind: str, n_collections: int,
+                      ppmi_shift: float = 0.0) -> Iterator[SimilarityBlock]:
+    """Yield the stored co-occurrence matrix as ``kind`` similarities, in row blocks of
+    about ``BLOCK_VALUES`` non-zeros (the whole matrix is never read at once).
+
+    Parameters
+    ----------
+    group : zarr.Group
+        The ``cooccurrence`` group (anndata CSR plus ``diagonal``).
+    kind : str
+        One of :data:`SIMILARITIES`.
+    n_collections : int
+        Collections kept (M).
+    ppmi_shift : float
+        See :func:`similarity`.
+    """
+    n_items = int(group.attrs["shape"][0])
+    indptr = group["indptr"][:]
+    diagonal = group["diagonal"][:].astype(np.float64)
+    data, columns = group["data"], group["indices"]
+    start = 0
+    while start < n_items:
+        stop = int(np.searchsorted(indptr, indptr[start] + BLOCK_VALUES, side="right")) - 1
+        stop = min(max(stop, start + 1), n_items)
+        lo, hi = int(indptr[start]), int(indptr[stop])
+        cols = columns[lo:hi].astype(np.int64)
+        rows = np.repeat(np.arange(start, stop), np.diff(indptr[start:stop + 1]))
+        values = similarity(data[lo:hi], diagonal[rows], diagonal[cols], kind, n_collections, ppmi_shift)
+        yield SimilarityBlock(start, stop, indptr[start:stop + 1] - lo, rows, cols, values)
+        start = stop
 
 
 def top_k_neighbours(group: zarr.Group, k: int, kind: str, n_collections: int,
@@ -209,24 +245,15 @@ def top_k_neighbours(group: zarr.Group, k: int, kind: str, n_collections: int,
     TopK
     """
     n_items = int(group.attrs["shape"][0])
-    indptr = group["indptr"][:]
     diagonal = group["diagonal"][:].astype(np.float64)
     idx = np.full((n_items, k), -1, dtype=np.int32)
     dist = np.full((n_items, k), np.inf, dtype=np.float32)
     n_real = np.zeros(n_items, dtype=np.int64)
-    data, columns = group["data"], group["indices"]
     with Progress(n_items, "similarity top-k") as progress:
-        start = 0
-        while start < n_items:
-            stop = int(np.searchsorted(indptr, indptr[start] + BLOCK_VALUES, side="right")) - 1
-            stop = min(max(stop, start + 1), n_items)
-            lo, hi = int(indptr[start]), int(indptr[stop])
-            cols = columns[lo:hi].astype(np.int64)
-            rows = np.repeat(np.arange(start, stop), np.diff(indptr[start:stop + 1]))
-            sims = similarity(data[lo:hi], diagonal[rows], diagonal[cols], kind, n_collections, ppmi_shift)
-            _top_k_rows(indptr[start:stop + 1] - lo, cols, sims, start, k, kind == "inv_log", idx, dist, n_real)
-            progress.advance(stop - start)
-            start = stop
+        for block in similarity_blocks(group, kind, n_collections, ppmi_shift):
+            _top_k_rows(block.indptr, block.columns, block.values, block.start, k, kind == "inv_log", idx, dist,
+                        n_real)
+            progress.advance(block.stop - block.start)
     short = np.flatnonzero(n_real < k)
     if len(short):
         popular = np.argsort(-diagonal, kind="stable")[: k + 1].astype(np.int64)

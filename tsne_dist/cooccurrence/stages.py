@@ -85,7 +85,7 @@ def run_interactions(config: Config):
     logger.info("tsne_dist %s: run in %s (interactions %s)", __version__, out, source_name(config.interactions))
     needs_replacing(out, pipeline._identity(config), config.overwrite)  # refuses a foreign store before any work
     frame = read_interactions(config.interactions, columns_of(config))  # missing columns fail here
-    table = _metadata_table(config)
+    table = pipeline.metadata_table(config)
     runner = pipeline._Runner(config, out)
     with ExitStack() as stack:
         clients: list = []
@@ -112,23 +112,6 @@ def run_interactions(config: Config):
     else:
         _graph_metrics_stage(runner, metadata)
     return pipeline._write_outputs(runner, ids, metadata)
-
-
-def _metadata_table(config: Config) -> pd.DataFrame | None:
-    from ..io.tables import check_columns, read_table
-
-    if config.metadata is None:
-        check_columns(None, {"color-by": config.color_by, "label": config.label})
-        return None
-    table = read_table(config.metadata, "metadata file")
-    if config.id_col not in table.columns:
-        from ..errors import ConfigError
-
-        raise ConfigError(
-            f"metadata {source_name(config.metadata)} has no id column {config.id_col!r} "
-            f"(columns: {', '.join(map(str, table.columns))})", "pass --id-col NAME")
-    check_columns(table.drop(columns=[config.id_col]), {"color-by": config.color_by, "label": config.label})
-    return table
 
 
 def _join(config: Config, ids: np.ndarray, table: pd.DataFrame | None) -> pd.DataFrame | None:
