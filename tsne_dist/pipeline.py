@@ -259,14 +259,15 @@ def _knn_stage(runner: _Runner, n_items: int, n_dims: int) -> None:
         params["shards"] = config.knn_shards
 
     def compute(group, params):
-        result = nearest_neighbors(_vectors(runner), config.k, backend=config.knn, metric=config.metric,
+        vectors = _vectors(runner)  # read from the store once for the search and the recall estimate
+        result = nearest_neighbors(vectors, config.k, backend=config.knn, metric=config.metric,
                                    seed=config.seed, n_jobs=config.n_jobs, cluster=config.cluster,
                                    n_shards=config.knn_shards)
         write_array(group, "indices", result.indices)
         write_array(group, "distances", result.distances)
         extra = {"reason": result.reason}
         if backend != "bruteforce":
-            recall = graph_recall(_vectors(runner), result.indices, metric=config.metric, seed=config.seed)
+            recall = graph_recall(vectors, result.indices, metric=config.metric, seed=config.seed)
             extra["graph_recall"] = round(recall, 5)
             logger.info("kNN graph recall@%d on a 1,000-item sample: %.4f", config.k, recall)
         return extra

@@ -8,26 +8,18 @@ const here = dirname(fileURLToPath(import.meta.url));
 const outdir = resolve(process.argv[2] || join(here, '..', 'tsne_dist', 'viz', 'static'));
 mkdirSync(outdir, { recursive: true });
 
-await build({
-  entryPoints: [join(here, 'src', 'main.js')],
-  bundle: true,
-  minify: process.env.VIEWER_MINIFY !== '0',
-  format: 'iife',
-  target: ['chrome100', 'firefox100', 'safari15'],
-  outfile: join(outdir, 'viewer.js'),
-  legalComments: 'linked',
-  logLevel: 'warning',
-});
-await build({
-  entryPoints: [join(here, 'src', 'spatial-worker.js')],
-  bundle: true,
-  minify: process.env.VIEWER_MINIFY !== '0',
-  format: 'iife',
-  target: ['chrome100', 'firefox100', 'safari15'],
-  outfile: join(outdir, 'spatial-worker.js'),
-  legalComments: 'linked',
-  logLevel: 'warning',
-});
+for (const name of ['main.js', 'spatial-worker.js']) {
+  await build({
+    entryPoints: [join(here, 'src', name)],
+    bundle: true,
+    minify: process.env.VIEWER_MINIFY !== '0',
+    format: 'iife',
+    target: ['chrome100', 'firefox100', 'safari15'],
+    outfile: join(outdir, name === 'main.js' ? 'viewer.js' : name),
+    legalComments: 'linked',
+    logLevel: 'warning',
+  });
+}
 copyFileSync(join(here, 'src', 'index.html'), join(outdir, 'index.html'));
 copyFileSync(join(here, 'src', 'viewer.css'), join(outdir, 'viewer.css'));
 console.log(`viewer bundle written to ${outdir}`);

@@ -154,10 +154,11 @@ def nearest_neighbors(vectors: np.ndarray, k: int, *, backend: str = "auto", met
     n_items, n_dims = vectors.shape
     if k >= n_items:
         raise ConfigError(f"{k} neighbours need more than {n_items} items", "lower --perplexity or n_neighbors")
-    free = gpu_free_bytes() if backend in ("auto", "bruteforce") else None
+    cupy = cupy_or_none() if backend in ("auto", "bruteforce") else None
+    free = None if cupy is None else int(cupy.cuda.Device().mem_info[0])
     chosen, reason = choose_backend(backend, n_items, n_dims, gpu_free_bytes=free)
     if chosen == "bruteforce":
-        xp = cupy_or_none() if free is not None else np
+        xp = np if cupy is None else cupy
         device = "GPU" if xp is not np else "CPU"
         logger.info("kNN: exact search on the %s with k=%d, metric=%s (%s)", device, k, metric, reason)
         with Progress(n_items, f"kNN (exact, {device})") as progress:

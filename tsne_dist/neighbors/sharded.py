@@ -35,9 +35,7 @@ def _query_shard(index, queries: np.ndarray, q_start: int, q_stop: int, shard_st
     """The k + 1 best of one shard for rows [q_start, q_stop): global indices and distances."""
     n_found = min(2 * k, index._raw_data.shape[0])  # k' = 2k candidates per shard
     indices, distances = index.query(queries[q_start:q_stop], k=n_found, epsilon=0.25)
-    found = (np.where(indices >= 0, indices.astype(np.int64) + shard_start, -1), distances.astype(np.float32))
-    nothing = (np.empty((q_stop - q_start, 0), dtype=np.int64), np.empty((q_stop - q_start, 0), dtype=np.float32))
-    return merge_candidates(found, nothing, k, q_start)  # drops each row itself, sorts, breaks ties
+    return _as_candidates(indices, distances, shard_start, k, q_start)
 
 
 def _own_shard(index, q_start: int, q_stop: int, shard_start: int, k: int):
@@ -45,9 +43,13 @@ def _own_shard(index, q_start: int, q_stop: int, shard_start: int, k: int):
     shard's neighbour graph instead of searched again."""
     indices, distances = index.neighbor_graph
     rows = slice(q_start - shard_start, q_stop - shard_start)
-    found = (np.where(indices[rows] >= 0, indices[rows].astype(np.int64) + shard_start, -1),
-             distances[rows].astype(np.float32))
-    nothing = (np.empty((q_stop - q_start, 0), dtype=np.int64), np.empty((q_stop - q_start, 0), dtype=np.float32))
+    return _as_candidates(indices[rows], distances[rows], shard_start, k, q_start)
+
+
+def _as_candidates(indices: np.ndarray, distances: np.ndarray, shard_start: int, k: int, q_start: int):
+    """A shard's answer with global indices, as the best k + 1 (self dropped, sorted, ties by index)."""
+    found = (np.where(indices >= 0, indices.astype(np.int64) + shard_start, -1), distances.astype(np.float32))
+    nothing = (np.empty((len(indices), 0), dtype=np.int64), np.empty((len(indices), 0), dtype=np.float32))
     return merge_candidates(found, nothing, k, q_start)
 
 
