@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import time
@@ -32,11 +33,13 @@ def load(dataset: str, n_items: int, dims: int) -> np.ndarray:
 
 
 def warm_up(dims: int) -> None:
-    """Compile pynndescent's and our numba code in this process."""
+    """Compile pynndescent's and our numba code (build, shard query, local join) in this process."""
     from tsne_dist.neighbors import nearest_neighbors
+    from tsne_dist.neighbors.sharded import _build_shard_index, _query_shard
 
     sample = np.random.default_rng(0).normal(size=(3000, dims)).astype(np.float32)
     nearest_neighbors(sample, 15, backend="pynndescent", seed=0)
+    _query_shard(_build_shard_index(sample, 0, 1500, 15, 0), sample, 1500, 3000, 0, 15)
 
 
 def main() -> None:
@@ -54,6 +57,8 @@ def main() -> None:
     parser.add_argument("--shards", type=int, default=0, help="0: one shard per worker")
     parser.add_argument("--modes", nargs="+", default=["single", "sharded"], choices=["single", "sharded", "gpu"])
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    logging.getLogger("distributed").setLevel(logging.WARNING)
     rows = []
     if {"single", "sharded"} & set(args.modes):
         warm_up(args.dims if args.dataset == "synthetic" else 50)
