@@ -13,7 +13,8 @@ logger = logging.getLogger("tsne_dist")
 
 
 @contextmanager
-def dask_client(spec: str = "local", n_workers: int | None = None) -> Iterator[object]:
+def dask_client(spec: str = "local", n_workers: int | None = None, *,
+                connect_timeout: float = 20.0) -> Iterator[object]:
     """A ``distributed.Client`` for ``spec``; a local cluster is closed on exit.
 
     Parameters
@@ -23,6 +24,8 @@ def dask_client(spec: str = "local", n_workers: int | None = None) -> Iterator[o
         per core unless ``n_workers``) or ``tcp://HOST:PORT`` of a running scheduler.
     n_workers : int, optional
         Workers of a local cluster.
+    connect_timeout : float
+        Seconds to keep trying to reach a scheduler at ``tcp://``.
 
     Raises
     ------
@@ -41,7 +44,7 @@ def dask_client(spec: str = "local", n_workers: int | None = None) -> Iterator[o
     if not spec.startswith("tcp://"):
         raise ConfigError(f"cluster must be 'local' or tcp://HOST:PORT, got {spec!r}")
     try:
-        client = Client(spec, timeout=20)
+        client = Client(spec, timeout=connect_timeout)
     except (OSError, TimeoutError) as exc:
         raise ConfigError(f"cannot reach the Dask scheduler at {spec} ({exc})",
                           "start it (dask scheduler) or pass --cluster local") from None
