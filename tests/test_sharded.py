@@ -73,6 +73,14 @@ def test_knn_shards_on_the_local_cluster_match_one_index(tmp_path, catalog_files
     assert abs(recalls["0"] - recalls["3"]) <= 0.005
 
 
+def test_a_scheduler_without_workers_is_a_user_error(vectors):
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address=None) as cluster, Client(cluster) as client:
+        with pytest.raises(ConfigError, match="has no workers"):
+            sharded_knn(client, vectors, 15, n_shards=2)
+
+
 def test_an_unreachable_scheduler_is_a_user_error():
     with pytest.raises(ConfigError, match="cannot reach the Dask scheduler"):
         with dask_client("tcp://127.0.0.1:9", connect_timeout=2):

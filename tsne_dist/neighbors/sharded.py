@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..progress import Progress
 from .metric import prepare_metric, to_metric_distance
 from .nndescent import index_parameters
@@ -110,10 +111,13 @@ def sharded_knn(client, vectors: np.ndarray, k: int, *, n_shards: int, metric: s
     started = time.perf_counter()
     n_items = vectors.shape[0]
     bounds = np.linspace(0, n_items, n_shards + 1).astype(int)
+    workers = sorted(client.scheduler_info()["workers"])
+    if not workers:
+        raise ConfigError("the Dask scheduler has no workers",
+                          "start dask worker processes for it, or use --cluster local")
     items, queries = prepare_metric(vectors, metric)
     items_ref = client.scatter(items, broadcast=True, hash=False)  # a fresh key per call: no release race
     queries_ref = items_ref if queries is items else client.scatter(queries, broadcast=True, hash=False)
-    workers = sorted(client.scheduler_info()["workers"])
     holders = [[workers[s % len(workers)]] for s in range(n_shards)]  # shard s is built and queried there
     indexes = [client.submit(_build_shard_index, items_ref, int(bounds[s]), int(bounds[s + 1]), k, seed + s,
                              **_pinned(holders[s])) for s in range(n_shards)]
