@@ -23,7 +23,7 @@ logger = logging.getLogger("tsne_dist")
 
 QUERY_EPSILON = 0.1  # pynndescent's search breadth for cross-shard queries (its default; 0 lost recall on GloVe)
 # The merged graph already holds nearly all neighbours (recall@15 0.9997 on 100k GloVe words before the
-# refinement); a fanout of 10 keeps that recall at 40 % of the cost of the single-process fanout 16.
+# refinement); a fanout of 10 keeps that recall at about half the cost of the single-process fanout 16.
 SHARDED_REFINE_FANOUT = 10
 
 
