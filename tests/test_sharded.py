@@ -76,8 +76,8 @@ def test_knn_shards_on_the_local_cluster_match_one_index(tmp_path, catalog_files
 def test_a_scheduler_without_workers_is_a_user_error(vectors):
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as client:
-        with pytest.raises(ConfigError, match="has no workers"):
+    with LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address="127.0.0.1:0") as cluster:
+        with Client(cluster) as client, pytest.raises(ConfigError, match="has no workers"):
             sharded_knn(client, vectors, 15, n_shards=2)
 
 
