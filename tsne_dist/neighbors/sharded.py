@@ -136,15 +136,16 @@ def sharded_knn(client, vectors: np.ndarray, k: int, *, n_shards: int, metric: s
             blocks.append(_tree_merge(client, parts, k, q_start))
     _report_builds(indexes)
     built = time.perf_counter()
-    indices, distances = _collect(blocks, k, f"kNN ({n_shards} shards)")
+    indices, distances = _collect(blocks, f"kNN ({n_shards} shards)")
     merged = time.perf_counter()
     if refine:
         graph = client.scatter(indices, broadcast=True, hash=False)
-        edges = _refine_blocks(n_items, query_block, len(workers))
+        # at least two refinement tasks a worker, the same number on each
+        edges = _even_edges(0, n_items, min(query_block, -(-n_items // (2 * len(workers)))), len(workers))
         refined = [client.submit(local_join, items_ref, queries_ref, graph, k, q_start=start, q_stop=stop,
                                  fanout=refine_fanout, pure=False)
                    for start, stop in zip(edges[:-1], edges[1:])]
-        indices, distances = _collect(refined, k, "kNN refinement")
+        indices, distances = _collect(refined, "kNN refinement")
     logger.info("sharded kNN: %d shard indexes built in %.1f s, then queried and merged in %.1f s, refined in %.1f s",
                 n_shards, built - started, merged - built, time.perf_counter() - merged)
     return indices, to_metric_distance(distances, metric)
@@ -166,11 +167,12 @@ def _report_builds(indexes: list) -> None:
             progress.advance(1)
 
 
-def _refine_blocks(n_items: int, max_block: int, n_workers: int) -> list[int]:
-    """Edges of refinement blocks: at most ``max_block`` rows, a multiple of ``n_workers`` blocks of equal size."""
-    n_blocks = max(-(-n_items // max_block), 2 * n_workers)
-    n_blocks = -(-n_blocks // n_workers) * n_workers
-    return np.linspace(0, n_items, n_blocks + 1).astype(int).tolist()
+def _even_edges(first: int, last: int, max_block: int, multiple: int = 1) -> list[int]:
+    """Edges of equal blocks covering [first, last): at most ``max_block`` rows each,
+    their number a multiple of ``multiple``."""
+    n_blocks = max(-(-(last - first) // max_block), 1)
+    n_blocks = -(-n_blocks // multiple) * multiple
+    return np.linspace(first, last, n_blocks + 1).astype(int).tolist()
 
 
 def _query_blocks(bounds: np.ndarray, query_block: int) -> list[tuple[int, int, int]]:
@@ -178,18 +180,17 @@ def _query_blocks(bounds: np.ndarray, query_block: int) -> list[tuple[int, int, 
     size within a shard and never crossing a shard boundary."""
     blocks = []
     for shard, (first, last) in enumerate(zip(bounds[:-1].tolist(), bounds[1:].tolist())):
-        n_blocks = max(-(-(last - first) // query_block), 1)
-        edges = np.linspace(first, last, n_blocks + 1).astype(int).tolist()
+        edges = _even_edges(first, last, query_block)
         blocks += [(start, stop, shard) for start, stop in zip(edges[:-1], edges[1:]) if stop > start]
     return blocks
 
 
-def _collect(blocks: list, k: int, description: str) -> tuple[np.ndarray, np.ndarray]:
+def _collect(blocks: list, description: str) -> tuple[np.ndarray, np.ndarray]:
     indices, distances = [], []
     with Progress(len(blocks), description) as progress:
         for block in blocks:
-            block_indices, block_distances = block.result()
-            indices.append(block_indices[:, :k].astype(np.int32))
-            distances.append(block_distances[:, :k])
+            block_indices, block_distances = block.result()  # already (rows, k) int32 / float32
+            indices.append(block_indices)
+            distances.append(block_distances)
             progress.advance(1)
     return np.concatenate(indices), np.concatenate(distances)
