@@ -39,14 +39,36 @@ def warm_up(dims: int) -> None:
 
     sample = np.random.default_rng(0).normal(size=(3000, dims)).astype(np.float32)
     nearest_neighbors(sample, 15, backend="pynndescent", seed=0)
-    _query_shard(_build_shard_index(sample, 0, 1500, 15, 0), sample, 1500, 3000, 0, 15)
+    _query_shard(_build_shard_index(sample, 0, 1500, 15, 0), sample, np.arange(1500, 3000), 0, 15)
+
+
+def timed_search(mode: str, vectors: np.ndarray, k: int, n_shards: int) -> tuple[np.ndarray, float]:
+    """The kNN indices of ``vectors`` in ``mode`` and the seconds the search took
+    (for sharded: neither the local cluster's start-up nor its shut-down)."""
+    from tsne_dist.cluster import dask_client
+    from tsne_dist.neighbors import nearest_neighbors
+    from tsne_dist.neighbors.api import exact_knn
+    from tsne_dist.neighbors.sharded import sharded_knn
+
+    if mode == "sharded":
+        with dask_client("local") as client:
+            client.run(warm_up, vectors.shape[1])
+            start = time.perf_counter()
+            indices = sharded_knn(client, vectors, k, n_shards=n_shards or len(client.scheduler_info()["workers"]),
+                                  seed=0)[0]
+            return indices, time.perf_counter() - start
+    start = time.perf_counter()
+    if mode == "single":
+        indices = nearest_neighbors(vectors, k, backend="pynndescent", seed=0).indices
+    else:
+        import cupy
+
+        indices = exact_knn(vectors, k, "euclidean", xp=cupy)[0]
+    return indices, time.perf_counter() - start
 
 
 def main() -> None:
-    from tsne_dist.cluster import dask_client
-    from tsne_dist.neighbors import graph_recall, nearest_neighbors
-    from tsne_dist.neighbors.api import exact_knn
-    from tsne_dist.neighbors.sharded import sharded_knn
+    from tsne_dist.neighbors import graph_recall
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", choices=["glove", "synthetic"], default="synthetic")
@@ -65,20 +87,7 @@ def main() -> None:
     for n_items in args.sizes:
         vectors = load(args.dataset, n_items, args.dims)
         for mode in args.modes:
-            start = time.perf_counter()
-            if mode == "single":
-                indices = nearest_neighbors(vectors, args.k, backend="pynndescent", seed=0).indices
-            elif mode == "gpu":
-                import cupy
-
-                indices = exact_knn(vectors, args.k, "euclidean", xp=cupy)[0]
-            else:
-                with dask_client("local") as client:
-                    shards = args.shards or len(client.scheduler_info()["workers"])
-                    client.run(warm_up, vectors.shape[1])
-                    start = time.perf_counter()  # cluster start-up and compilation are not the search
-                    indices = sharded_knn(client, vectors, args.k, n_shards=shards, seed=0)[0]
-            seconds = time.perf_counter() - start
+            indices, seconds = timed_search(mode, vectors, args.k, args.shards)
             recall = graph_recall(vectors, indices[:, :args.recall_at], sample=2000)
             row = {"data": args.dataset, "n": n_items, "dims": vectors.shape[1], "k": args.k, "mode": mode,
                    "seconds": seconds, "recall": recall}

@@ -14,7 +14,8 @@ from tsne_dist.cluster import dask_client
 from tsne_dist.datasets import synthetic_catalog
 from tsne_dist.errors import ConfigError
 from tsne_dist.neighbors import graph_recall
-from tsne_dist.neighbors.sharded import sharded_knn
+from tsne_dist.neighbors.locality import spatial_order
+from tsne_dist.neighbors.sharded import _build_shard_index, _query_shard, sharded_knn
 from tsne_dist.store import stored_marker
 
 from conftest import FAST, read_metrics, run_cli
@@ -71,6 +72,28 @@ def test_knn_shards_on_the_local_cluster_match_one_index(tmp_path, catalog_files
         recalls[shards] = read_metrics(out)["knn_graph_recall"]
     assert min(recalls.values()) >= 0.99
     assert abs(recalls["0"] - recalls["3"]) <= 0.005
+
+
+def test_query_blocks_hold_neighbouring_rows_and_answers_land_on_their_rows(vectors):
+    order = spatial_order(vectors, seed=0)
+    assert sorted(order.tolist()) == list(range(len(vectors)))
+    labels = synthetic_catalog(4000, 16, n_categories=8, n_subcategories=3, seed=2)[1]["category"].to_numpy()
+    runs = np.count_nonzero(labels[order][1:] != labels[order][:-1]) + 1
+    assert runs < 400  # the order walks category by category: 221 runs (a random order: about 3,500)
+
+    half = len(vectors) // 2
+    index = _build_shard_index(vectors, 0, half, 15, seed=0)
+    rows = order[order < half][:500]
+    own, own_distances = _query_shard(index, vectors, rows, 0, 15)
+    np.testing.assert_array_equal(own[:, 0], rows)  # each row finds itself first
+    assert (own_distances[:, 0] == 0).all()
+    rows = order[order >= half][:500]
+    others, _ = _query_shard(index, vectors, rows, 0, 15)
+    items, queries = vectors[:half].astype(np.float64), vectors[rows].astype(np.float64)
+    squared = (queries ** 2).sum(1)[:, None] - 2 * queries @ items.T + (items ** 2).sum(1)[None, :]
+    exact = np.argsort(squared, axis=1, kind="stable")[:, :16]
+    hits = np.mean([len(np.intersect1d(found, true)) / 16 for found, true in zip(others, exact)])
+    assert hits >= 0.99 and others.shape == (500, 16) and others.max() < half
 
 
 def test_a_scheduler_without_workers_is_a_user_error(vectors):

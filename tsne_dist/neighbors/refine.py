@@ -45,7 +45,7 @@ def _keep_best(row, candidates, distances, out_indices, out_distances):  # pragm
 
 
 @numba.njit(parallel=True, cache=True)
-def _merge(first_indices, first_distances, second_indices, second_distances, q_start, keep):  # pragma: no cover
+def _merge(first_indices, first_distances, second_indices, second_distances, rows, keep):  # pragma: no cover
     n_rows = first_indices.shape[0]
     n_first = first_indices.shape[1]
     width = n_first + second_indices.shape[1]
@@ -58,13 +58,13 @@ def _merge(first_indices, first_distances, second_indices, second_distances, q_s
         distances[:n_first] = first_distances[r]
         candidates[n_first:] = second_indices[r]
         distances[n_first:] = second_distances[r]
-        _keep_best(q_start + r, candidates, distances, out_indices[r], out_distances[r])
+        _keep_best(rows[r], candidates, distances, out_indices[r], out_distances[r])
     return out_indices, out_distances
 
 
 def merge_answers(first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray, np.ndarray], keep: int,
-                  q_start: int) -> tuple[np.ndarray, np.ndarray]:
-    """Merge two (indices, distances) answers for rows [q_start, q_start + n) into the best ``keep``.
+                  rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Merge two (indices, distances) answers for the same rows into the best ``keep``.
 
     Parameters
     ----------
@@ -72,8 +72,8 @@ def merge_answers(first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray
         (n, a) and (n, b) global indices (-1 for none) and distances, any order.
     keep : int
         Neighbours kept per row.
-    q_start : int
-        Global index of the first row (the row itself is dropped).
+    rows : np.ndarray
+        (n,) global index of each row (the row itself is dropped from its answer).
 
     Returns
     -------
@@ -82,20 +82,20 @@ def merge_answers(first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray
     distances : np.ndarray
         (n, keep) float32 (inf where fewer were found).
     """
-    indices, distances = _merge(first[0], first[1], second[0], second[1], q_start, keep)
+    indices, distances = _merge(first[0], first[1], second[0], second[1], np.asarray(rows, dtype=np.int64), keep)
     return indices, distances.astype(np.float32)
 
 
 @numba.njit(parallel=True, cache=True)
-def _local_join(items, queries, indices, q_start, q_stop, k, fanout):  # pragma: no cover - compiled
-    n_rows = q_stop - q_start
+def _local_join(items, queries, indices, rows, k, fanout):  # pragma: no cover - compiled
+    n_rows = rows.shape[0]
     width = indices.shape[1]
     n_dims = items.shape[1]
     n_candidates = width + fanout * fanout
     out_indices = np.full((n_rows, k), -1, dtype=np.int32)
     out_distances = np.full((n_rows, k), np.inf, dtype=np.float64)
     for r in numba.prange(n_rows):
-        row = q_start + r
+        row = rows[r]
         candidates = np.full(n_candidates, -1, dtype=np.int64)
         candidates[:width] = indices[row]
         slot = width
@@ -120,9 +120,12 @@ def _local_join(items, queries, indices, q_start, q_stop, k, fanout):  # pragma:
     return out_indices, out_distances
 
 
-def local_join(items: np.ndarray, queries: np.ndarray, indices: np.ndarray, k: int, *, q_start: int = 0,
-               q_stop: int | None = None, fanout: int = DEFAULT_FANOUT) -> tuple[np.ndarray, np.ndarray]:
-    """Refine rows [q_start, q_stop) of a kNN graph by one local-join pass.
+def local_join(items: np.ndarray, queries: np.ndarray, indices: np.ndarray, k: int, *,
+               rows: np.ndarray | None = None, fanout: int = DEFAULT_FANOUT) -> tuple[np.ndarray, np.ndarray]:
+    """Refine rows of a kNN graph by one local-join pass.
+
+    Rows are refined in the order given: an order in which neighbouring rows follow
+    each other (:func:`.locality.spatial_order`) reads much less memory.
 
     Parameters
     ----------
@@ -132,8 +135,8 @@ def local_join(items: np.ndarray, queries: np.ndarray, indices: np.ndarray, k: i
         (N, k') current neighbours, integer (self excluded; -1 for none).
     k : int
         Neighbours to return.
-    q_start, q_stop : int
-        Rows to refine (default: all).
+    rows : np.ndarray, optional
+        Rows to refine, in this order (default: all, in row order).
     fanout : int
         The first ``fanout`` neighbours of the first ``fanout`` neighbours join
         the candidates.
@@ -141,12 +144,12 @@ def local_join(items: np.ndarray, queries: np.ndarray, indices: np.ndarray, k: i
     Returns
     -------
     indices : np.ndarray
-        (rows, k) int32, nearest first, ties by smaller index; never worse than the
+        (len(rows), k) int32, in the order of ``rows``, nearest first, ties by smaller index; never worse than the
         input row, whose neighbours are among the candidates.
     distances : np.ndarray
-        (rows, k) float32 euclidean distances between query and item vectors.
+        (len(rows), k) float32 euclidean distances between query and item vectors.
     """
-    q_stop = indices.shape[0] if q_stop is None else q_stop
+    rows = np.arange(indices.shape[0]) if rows is None else np.asarray(rows, dtype=np.int64)
     fanout = int(min(fanout, indices.shape[1]))
-    found, squared = _local_join(items, queries, indices, q_start, q_stop, k, fanout)
+    found, squared = _local_join(items, queries, indices, rows, k, fanout)
     return found, np.sqrt(squared).astype(np.float32)

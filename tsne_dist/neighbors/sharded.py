@@ -2,8 +2,10 @@
 every other shard (its own shard answers from the shard's neighbour graph), and the
 answers are merged to a global top-k by a tree reduction.
 
-Ties are broken by the smaller index, so the merge does not depend on the order in
-which shards answer; each shard's index is seeded from the run's seed and its number.
+A query block holds rows that are close in space (:func:`.locality.spatial_order`),
+so its searches walk the same part of a shard's graph while it is in cache. Ties are
+broken by the smaller index, so the merge does not depend on the order in which
+shards answer; each shard's index is seeded from the run's seed and its number.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..progress import Progress
+from .locality import spatial_order
 from .metric import prepare_metric, to_metric_distance
 from .nndescent import index_parameters
 from .refine import local_join, merge_answers
@@ -38,21 +41,21 @@ def _build_shard_index(items: np.ndarray, start: int, stop: int, k: int, seed: i
     return index
 
 
-def _query_shard(index, queries: np.ndarray, q_start: int, q_stop: int, shard_start: int, k: int):
-    """k + 1 candidates of one shard for rows [q_start, q_stop): global int32 indices and distances."""
+def _query_shard(index, queries: np.ndarray, rows: np.ndarray, shard_start: int, k: int):
+    """k + 1 candidates of one shard for ``rows``: global int32 indices and distances."""
     n_found = min(k + 1, index._raw_data.shape[0])  # k' = k + 1: the row itself may be among them
-    indices, distances = index.query(queries[q_start:q_stop], k=n_found, epsilon=QUERY_EPSILON)
+    indices, distances = index.query(queries[rows], k=n_found, epsilon=QUERY_EPSILON)
     return _global(indices, shard_start), distances
 
 
-def _with_own_shard(index, others, q_start: int, q_stop: int, shard_start: int, k: int):
-    """The best k of rows [q_start, q_stop): their own shard's answer, read from the
-    shard's neighbour graph instead of searched again, merged with ``others`` (the
-    merged answer of the other shards, or None)."""
+def _with_own_shard(index, others, rows: np.ndarray, shard_start: int, k: int):
+    """The best k of ``rows`` (all in this index's shard): their own shard's answer,
+    read from the shard's neighbour graph instead of searched again, merged with
+    ``others`` (the merged answer of the other shards, or None)."""
     indices, distances = index.neighbor_graph
-    rows = slice(q_start - shard_start, q_stop - shard_start)
-    own = (_global(indices[rows], shard_start), distances[rows])
-    return merge_answers(own, _nothing(q_stop - q_start) if others is None else others, k, q_start)
+    local = rows - shard_start
+    own = (_global(indices[local], shard_start), distances[local])
+    return merge_answers(own, _nothing(len(rows)) if others is None else others, k, rows)
 
 
 def _nothing(n_rows: int) -> tuple[np.ndarray, np.ndarray]:
@@ -63,9 +66,9 @@ def _global(indices: np.ndarray, shard_start: int) -> np.ndarray:
     return np.where(indices >= 0, indices + shard_start, -1).astype(np.int32)
 
 
-def _tree_merge(client, parts: list, k: int, q_start: int):
+def _tree_merge(client, parts: list, k: int, rows: np.ndarray):
     while len(parts) > 1:
-        merged = [client.submit(merge_answers, parts[i], parts[i + 1], k, q_start, pure=False)
+        merged = [client.submit(merge_answers, parts[i], parts[i + 1], k, rows, pure=False)
                   for i in range(0, len(parts) - 1, 2)]
         if len(parts) % 2:
             merged.append(parts[-1])
@@ -94,7 +97,7 @@ def sharded_knn(client, vectors: np.ndarray, k: int, *, n_shards: int, metric: s
     seed : int
         Shard s uses seed + s.
     query_block : int
-        Rows per query task.
+        Rows per query task (neighbouring rows of one shard).
     refine : bool
         Run one local-join pass (:func:`.refine.local_join`) seeded with the
         merged graph; it reaches clusters that a shard's search cannot leave.
@@ -121,31 +124,31 @@ def sharded_knn(client, vectors: np.ndarray, k: int, *, n_shards: int, metric: s
     holders = [[workers[s % len(workers)]] for s in range(n_shards)]  # shard s is built and queried there
     indexes = [client.submit(_build_shard_index, items_ref, int(bounds[s]), int(bounds[s + 1]), k, seed + s,
                              **_pinned(holders[s])) for s in range(n_shards)]
-    blocks = []
-    for q_start, q_stop, home in _query_blocks(bounds, query_block):
+    order = spatial_order(items, seed=seed)  # blocks of neighbouring rows: their searches share memory
+    blocks, block_rows = [], []
+    for rows, home in _query_blocks(order, bounds, query_block):
         # A shard's queries run where its index lives: moving an index costs more than its queries.
-        answers = [client.submit(_query_shard, indexes[s], queries_ref, q_start, q_stop, int(bounds[s]), k,
-                                 **_pinned(holders[s]))
+        answers = [client.submit(_query_shard, indexes[s], queries_ref, rows, int(bounds[s]), k, **_pinned(holders[s]))
                    for s in range(n_shards) if s != home or queries is not items]
         if queries is items:  # the home shard's graph already holds its rows' neighbours
-            others = _tree_merge(client, answers, k, q_start) if answers else None
-            blocks.append(client.submit(_with_own_shard, indexes[home], others, q_start, q_stop, int(bounds[home]),
-                                        k, **_pinned(holders[home])))
+            others = _tree_merge(client, answers, k, rows) if answers else None
+            blocks.append(client.submit(_with_own_shard, indexes[home], others, rows, int(bounds[home]), k,
+                                        **_pinned(holders[home])))
         else:  # every shard was queried; a lone answer still needs its row dropped and its width cut
-            parts = answers if len(answers) > 1 else answers + [_nothing(q_stop - q_start)]
-            blocks.append(_tree_merge(client, parts, k, q_start))
+            parts = answers if len(answers) > 1 else answers + [_nothing(len(rows))]
+            blocks.append(_tree_merge(client, parts, k, rows))
+        block_rows.append(rows)
     _report_builds(indexes)
     built = time.perf_counter()
-    indices, distances = _collect(blocks, f"kNN ({n_shards} shards)")
+    indices, distances = _collect(blocks, block_rows, k, f"kNN ({n_shards} shards)")
     merged = time.perf_counter()
     if refine:
         graph = client.scatter(indices, broadcast=True, hash=False)
         # at least two refinement tasks a worker, the same number on each
-        edges = _even_edges(0, n_items, min(query_block, -(-n_items // (2 * len(workers)))), len(workers))
-        refined = [client.submit(local_join, items_ref, queries_ref, graph, k, q_start=start, q_stop=stop,
-                                 fanout=refine_fanout, pure=False)
-                   for start, stop in zip(edges[:-1], edges[1:])]
-        indices, distances = _collect(refined, "kNN refinement")
+        chunks = _even_blocks(order, min(query_block, -(-n_items // (2 * len(workers)))), len(workers))
+        refined = [client.submit(local_join, items_ref, queries_ref, graph, k, rows=rows, fanout=refine_fanout,
+                                 pure=False) for rows in chunks]
+        indices, distances = _collect(refined, chunks, k, "kNN refinement")
     logger.info("sharded kNN: %d shard indexes built in %.1f s, then queried and merged in %.1f s, refined in %.1f s",
                 n_shards, built - started, merged - built, time.perf_counter() - merged)
     return indices, to_metric_distance(distances, metric)
@@ -167,30 +170,31 @@ def _report_builds(indexes: list) -> None:
             progress.advance(1)
 
 
-def _even_edges(first: int, last: int, max_block: int, multiple: int = 1) -> list[int]:
-    """Edges of equal blocks covering [first, last): at most ``max_block`` rows each,
-    their number a multiple of ``multiple``."""
-    n_blocks = max(-(-(last - first) // max_block), 1)
+def _even_blocks(rows: np.ndarray, max_block: int, multiple: int = 1) -> list[np.ndarray]:
+    """``rows`` cut, in order, into blocks of equal size: at most ``max_block`` rows
+    each, their number a multiple of ``multiple``."""
+    n_blocks = max(-(-len(rows) // max_block), 1)
     n_blocks = -(-n_blocks // multiple) * multiple
-    return np.linspace(first, last, n_blocks + 1).astype(int).tolist()
+    return [block for block in np.array_split(rows, n_blocks) if len(block)]
 
 
-def _query_blocks(bounds: np.ndarray, query_block: int) -> list[tuple[int, int, int]]:
-    """(start, stop, shard) of query blocks of at most ``query_block`` rows, of equal
-    size within a shard and never crossing a shard boundary."""
+def _query_blocks(order: np.ndarray, bounds: np.ndarray, query_block: int) -> list[tuple[np.ndarray, int]]:
+    """(rows, shard) of query blocks of at most ``query_block`` rows of one shard,
+    of equal size within a shard; each shard's rows are taken in ``order``."""
     blocks = []
     for shard, (first, last) in enumerate(zip(bounds[:-1].tolist(), bounds[1:].tolist())):
-        edges = _even_edges(first, last, query_block)
-        blocks += [(start, stop, shard) for start, stop in zip(edges[:-1], edges[1:]) if stop > start]
+        shard_rows = order[(order >= first) & (order < last)]
+        blocks += [(rows, shard) for rows in _even_blocks(shard_rows, query_block)]
     return blocks
 
 
-def _collect(blocks: list, description: str) -> tuple[np.ndarray, np.ndarray]:
-    indices, distances = [], []
+def _collect(blocks: list, block_rows: list[np.ndarray], k: int, description: str) -> tuple[np.ndarray, np.ndarray]:
+    """The answers of ``blocks`` (for ``block_rows``) placed in row order."""
+    n_rows = sum(len(rows) for rows in block_rows)
+    indices = np.empty((n_rows, k), dtype=np.int32)
+    distances = np.empty((n_rows, k), dtype=np.float32)
     with Progress(len(blocks), description) as progress:
-        for block in blocks:
-            block_indices, block_distances = block.result()  # already (rows, k) int32 / float32
-            indices.append(block_indices)
-            distances.append(block_distances)
+        for block, rows in zip(blocks, block_rows):
+            indices[rows], distances[rows] = block.result()
             progress.advance(1)
-    return np.concatenate(indices), np.concatenate(distances)
+    return indices, distances
