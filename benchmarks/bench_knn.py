@@ -74,8 +74,10 @@ def main() -> None:
     parser.add_argument("--dataset", choices=["glove", "synthetic"], default="synthetic")
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000])
     parser.add_argument("--dims", type=int, default=128)
-    parser.add_argument("--k", type=int, default=90, help="neighbours searched (90: the run's default, 3 x perplexity 30)")
-    parser.add_argument("--recall-at", type=int, default=15, help="recall of the first R neighbours against the exact R")
+    parser.add_argument("--k", type=int, default=90,
+                        help="neighbours searched (90: the run's default, 3 x perplexity 30)")
+    parser.add_argument("--recall-at", type=int, default=15,
+                        help="recall of the first R neighbours against the exact R")
     parser.add_argument("--shards", type=int, default=0, help="0: one shard per worker")
     parser.add_argument("--modes", nargs="+", default=["single", "sharded"], choices=["single", "sharded", "gpu"])
     args = parser.parse_args()

@@ -6,8 +6,8 @@ import logging
 
 import numpy as np
 
-from .metric import prepare_metric, to_metric_distance
 from .locality import spatial_order
+from .metric import prepare_metric, to_metric_distance
 from .refine import local_join
 
 logger = logging.getLogger("tsne_dist")
@@ -48,21 +48,11 @@ def nndescent_knn(data: np.ndarray, k: int, metric: str, seed: int, n_jobs: int)
     else:  # inner product: the lifted queries search the lifted items
         indices, distances = index.query(queries, k=k + 1)
     indices, distances = drop_self(indices, distances, k)
-    indices, distances = refine_in_spatial_order(items, queries, indices, k, seed)
+    order = spatial_order(items, seed=seed)  # neighbouring rows one after another: their memory stays in cache
+    indices, distances = local_join(items, queries, indices, k, rows=order)
+    in_row_order = np.argsort(order)
+    indices, distances = indices[in_row_order], distances[in_row_order]
     return fill_missing(data, indices, to_metric_distance(distances, metric), metric)
-
-
-def refine_in_spatial_order(items: np.ndarray, queries: np.ndarray, indices: np.ndarray, k: int,
-                            seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """One local-join pass over all rows (:func:`.refine.local_join`), walked in
-    :func:`.locality.spatial_order` and returned in row order."""
-    order = spatial_order(items, seed=seed)
-    refined_indices, refined_distances = local_join(items, queries, indices, k, rows=order)
-    out_indices = np.empty_like(refined_indices)
-    out_distances = np.empty_like(refined_distances)
-    out_indices[order] = refined_indices
-    out_distances[order] = refined_distances
-    return out_indices, out_distances
 
 
 def index_parameters(n_items: int) -> dict[str, int]:

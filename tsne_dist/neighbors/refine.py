@@ -20,8 +20,8 @@ DEFAULT_FANOUT = 16
 def _keep_best(row, candidates, distances, out_indices, out_distances):  # pragma: no cover - compiled
     """Write a row's best unique candidates into ``out_*`` (as many as they hold).
 
-    ``distances`` is overwritten. Candidates that are -1, the row itself or at an
-    infinite distance are skipped; a repeated index keeps its smallest distance.
+    Candidates that are -1, the row itself or at an infinite distance are skipped;
+    a repeated index keeps its smallest distance.
     """
     by_index = np.argsort(candidates, kind="mergesort")
     candidates = candidates[by_index]
@@ -144,8 +144,9 @@ def local_join(items: np.ndarray, queries: np.ndarray, indices: np.ndarray, k: i
     Returns
     -------
     indices : np.ndarray
-        (len(rows), k) int32, in the order of ``rows``, nearest first, ties by smaller index; never worse than the
-        input row, whose neighbours are among the candidates.
+        (len(rows), k) int32, in the order of ``rows``, nearest first, ties by
+        smaller index; never worse than the input row, whose neighbours are among
+        the candidates.
     distances : np.ndarray
         (len(rows), k) float32 euclidean distances between query and item vectors.
     """
