@@ -51,10 +51,10 @@ def prepared(dataset: str, n_items: int, folder: str) -> tuple[np.ndarray, sp.cs
 
 def run_engine(engine: str, P: sp.csr_matrix, init: np.ndarray, n_iter: int) -> tuple[np.ndarray, float, list]:
     """Run ``n_iter`` iterations of openTSNE's schedule; return layout, KL, [(iteration, kl, seconds)]."""
-    from tsne_dist.tsne import optimize_layout
+    from tsne_dist.tsne import Schedule, optimize_layout
 
-    early = min(250, n_iter // 3)
-    result = optimize_layout(P, init, engine=engine, n_iter=n_iter, early_exaggeration_iter=early)
+    schedule = Schedule(n_iter=n_iter, early_exaggeration_iter=min(250, n_iter // 3))
+    result = optimize_layout(P, init, schedule, engine=engine)
     return result.layout, result.kl_divergence, result.kl_history
 
 

@@ -47,7 +47,7 @@ def timed_search(mode: str, vectors: np.ndarray, k: int, n_shards: int) -> tuple
     (for sharded: neither the local cluster's start-up nor its shut-down)."""
     from tsne_dist.cluster import dask_client
     from tsne_dist.neighbors import nearest_neighbors
-    from tsne_dist.neighbors.api import exact_knn
+    from tsne_dist.neighbors.exact import exact_knn
     from tsne_dist.neighbors.sharded import sharded_knn
 
     if mode == "sharded":

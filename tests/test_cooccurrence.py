@@ -14,7 +14,7 @@ from tsne_dist.cooccurrence.matrix import build_cooccurrence
 from tsne_dist.cooccurrence.pairs import PairSpec, cap_collection, collection_key
 from tsne_dist.cooccurrence.vocabulary import build_vocabulary, item_counts
 from tsne_dist.io.interactions import InteractionColumns, read_interactions
-from tsne_dist.store import read_csr
+from tsne_dist.arrays import read_csr
 
 
 def random_interactions(seed: int = 0, n_rows: int = 4000, n_users: int = 150, n_items: int = 260) -> pd.DataFrame:

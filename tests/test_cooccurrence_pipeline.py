@@ -15,7 +15,7 @@ import zarr
 from conftest import FAST, done_stages, read_metrics, run_cli
 from test_cooccurrence import random_interactions, reference_matrix
 from tsne_dist.cooccurrence.similarity import similarity, top_k_neighbours
-from tsne_dist.store import write_csr
+from tsne_dist.arrays import write_csr
 
 INTERACTION_STAGES = ["affinities", "cooccurrence", "items", "knn", "layout", "metrics"]
 

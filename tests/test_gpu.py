@@ -58,7 +58,7 @@ def test_optimizer_on_cupy_tracks_numpy(problem):
 
 @pytest.mark.parametrize("metric", ["euclidean", "cosine", "inner_product"])
 def test_exact_knn_on_cupy_matches_numpy_for_every_metric(metric):
-    from tsne_dist.neighbors.api import exact_knn
+    from tsne_dist.neighbors.exact import exact_knn
 
     data = np.random.default_rng(6).normal(size=(1500, 12)).astype(np.float32)
     cpu_indices, cpu_distances = exact_knn(data, 10, metric)

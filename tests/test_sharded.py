@@ -16,7 +16,7 @@ from tsne_dist.errors import ConfigError
 from tsne_dist.neighbors import graph_recall
 from tsne_dist.neighbors.locality import spatial_order
 from tsne_dist.neighbors.sharded import _build_shard_index, _query_shard, sharded_knn
-from tsne_dist.store import stored_marker
+from tsne_dist.store import RunStore
 
 from conftest import FAST, read_metrics, run_cli
 
@@ -56,7 +56,7 @@ def test_the_cli_runs_sharded_knn_on_a_real_scheduler_and_stores_the_vector_form
     knn = zarr.open_group(os.path.join(out, "run.zarr"), mode="r")["knn"]
     assert knn["indices"].dtype == np.int32 and knn["distances"].dtype == np.float32
     assert knn["indices"].shape == (600, 30)
-    assert stored_marker(out, "knn")["params"]["shards"] == 0  # automatic: one shard per worker
+    assert RunStore.open(out).marker("knn")["params"]["shards"] == 0  # automatic: one shard per worker
     metrics = read_metrics(out)
     assert metrics["knn_backend"] == "pynndescent"
     assert metrics["knn_graph_recall"] >= 0.99

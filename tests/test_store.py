@@ -7,12 +7,13 @@ import numpy as np
 import scipy.sparse as sp
 import zarr
 
-from tsne_dist.store import RunStore, read_csr, write_csr
+from tsne_dist.arrays import read_csr, write_csr
+from tsne_dist.store import RunStore
 
 
 def test_csr_group_is_read_by_anndata(tmp_path):
     matrix = sp.random(50, 40, density=0.1, format="csr", random_state=0, dtype=np.float32)
-    store = RunStore(str(tmp_path), {"vectors": "x"}, {})
+    store = RunStore.for_run(str(tmp_path), {"vectors": "x"}, {})
     write_csr(store.begin("affinities"), matrix)
     group = zarr.open_group(str(tmp_path / "run.zarr"), mode="r")["affinities"]
     attrs = group.attrs.asdict()
@@ -26,7 +27,7 @@ def test_csr_group_is_read_by_anndata(tmp_path):
 
 
 def test_markers(tmp_path):
-    store = RunStore(str(tmp_path), {"vectors": "x"}, {})
+    store = RunStore.for_run(str(tmp_path), {"vectors": "x"}, {})
     group = store.begin("knn")
     assert not store.is_done("knn", "fp1")
     group.create_array("a", shape=(2,), dtype="int32")

@@ -13,6 +13,7 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
+from .errors import InputError
 from .progress import Progress
 
 logger = logging.getLogger("tsne_dist")
@@ -113,3 +114,14 @@ def joint_probabilities(indices: np.ndarray, distances: np.ndarray, perplexity: 
     matrix.data = matrix.data.astype(np.float32)
     matrix.indices = matrix.indices.astype(np.int32)
     return matrix
+
+
+def check_item_count(n_items: int, perplexity: float, k: int) -> None:
+    """Raise :class:`~tsne_dist.errors.InputError` when ``n_items`` cannot carry this perplexity and k neighbours."""
+    needed = max(int(np.floor(3 * perplexity)) + 1, k + 1)
+    if n_items < needed:
+        fitting = max(1, (n_items - 1) // 3)
+        raise InputError(
+            f"{n_items} items are too few for perplexity {perplexity:g} with {k} neighbours (needs at least {needed})",
+            f"use `perplexity` {fitting} or fewer, or add items",
+        )

@@ -10,53 +10,12 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from . import __version__
 from .errors import UserError
 from .progress import enable_bars
+from .settings import SETTINGS, flag_text
+from .version import __version__
 
 logger = logging.getLogger("tsne_dist")
-
-RUN_FLAGS = {
-    # flag: (config key, type, help)
-    "--vectors": ("vectors", str, "item vectors: .npy, .parquet or .zarr (path or fsspec URL)"),
-    "--interactions": ("interactions", str, "instead of vectors: interactions table (.parquet file/folder or .csv)"),
-    "--collection-col": ("collection_col", str, "interactions: collection (user/session/basket) id column"),
-    "--item-col": ("item_col", str, "interactions: item id column (default: item)"),
-    "--weight-col": ("weight_col", str, "interactions: weight column (non-negative)"),
-    "--weight-combine": ("weight_combine", str, "pair weight from item weights: product | min | mean"),
-    "--time-col": ("time_col", str, "interactions: timestamp column (seconds or dates)"),
-    "--tau": ("tau", float, "with --time-col: pairs weigh exp(-|t_i - t_j| / tau), tau in seconds"),
-    "--list-col": ("list_col", str, "interactions: one list column of item ids per collection"),
-    "--min-count": ("min_count", int, "drop items held by fewer collections (default: 5)"),
-    "--max-items": ("max_items", int, "keep only the most frequent items"),
-    "--max-collection-size": ("max_collection_size", int, "cap on items per collection (default: 500)"),
-    "--similarity": ("similarity", str, "count | jaccard | lift | ppmi | cosine | inv_log (default: cosine)"),
-    "--ppmi-shift": ("ppmi_shift", float, "subtracted from PMI before clipping at 0 (default: 0)"),
-    "--embed-dim": ("embed_dim", int, "map D-dim PPMI-SVD item vectors instead of the similarity graph"),
-    "--vector-col": ("vector_col", str, "Parquet: the list column holding the vectors"),
-    "--ids": ("ids", str, "item ids, one per vector row (.npy, .txt, .parquet, .csv)"),
-    "--metadata": ("metadata", str, "metadata table (.parquet or .csv) joined by --id-col"),
-    "--id-col": ("id_col", str, "id column in Parquet/CSV inputs (default: id)"),
-    "--color-by": ("color_by", str, "metadata column that colours map.png"),
-    "--label": ("label", str, "metadata column for silhouette scores"),
-    "--perplexity": ("perplexity", float, "t-SNE perplexity (default: 30)"),
-    "--n-neighbors": ("n_neighbors", int, "neighbours per item (default: 3 x perplexity)"),
-    "--knn": ("knn", str, "auto | pynndescent | bruteforce | cuml (default: auto)"),
-    "--metric": ("metric", str, "euclidean | cosine | inner_product (default: euclidean)"),
-    "--engine": ("engine", str, "t-SNE engine: auto | numpy | cupy | opentsne (default: auto)"),
-    "--dof": ("dof", float, "degrees of freedom of the t kernel; < 1 for heavier tails (default: 1)"),
-    "--n-iter": ("n_iter", int, "total iterations (default: 750)"),
-    "--early-exaggeration-iter": ("early_exaggeration_iter", int, "early exaggeration iterations (default: 250)"),
-    "--learning-rate": ("learning_rate", str, "step size or 'auto' (default: auto = N / exaggeration)"),
-    "--init": ("initialization", str, "pca | random (default: pca)"),
-    "--seed": ("seed", int, "random seed (default: 0)"),
-    "--n-jobs": ("n_jobs", int, "threads, -1 for all cores (default: -1)"),
-    "--cluster": ("cluster", str, "Dask: local | tcp://HOST:PORT of a running scheduler (default: local)"),
-    "--knn-shards": ("knn_shards", int, "approximate kNN shards on Dask (default: 0 = automatic)"),
-    "--metrics-sample": ("metrics_sample", int, "items sampled for metrics (default: 5000)"),
-    "--out": ("out", str, "output folder"),
-}
-
 
 def _add_logging_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors, no progress bars")
@@ -71,10 +30,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="make a map from a config file and/or flags")
     run.add_argument("config", nargs="?", help="YAML or TOML config file (flags override it)")
-    for flag, (key, kind, text) in RUN_FLAGS.items():
-        run.add_argument(flag, dest=key, type=kind, default=None, help=text)
-    run.add_argument("--overwrite", action="store_true", default=None,
-                     help="replace an incompatible run in --out (only tsne_dist's own files)")
+    for setting in SETTINGS:
+        if setting.kind == "bool":
+            run.add_argument(setting.cli_flag, dest=setting.name, action="store_true", default=None,
+                             help=setting.help)
+        else:
+            shown = f" (default: {setting.shown_default})" if setting.default is not None else ""
+            run.add_argument(setting.cli_flag, dest=setting.name, default=None, metavar=setting.name.upper(),
+                             help=flag_text(setting.help_line) + shown)
     _add_logging_flags(run)
 
     demo = commands.add_parser("demo", help="map a real catalog that installs offline (MovieLens films by default)")
@@ -117,8 +80,7 @@ def _run_command(args: argparse.Namespace) -> int:
     from .pipeline import run
 
     file_values = read_config_file(args.config) if args.config else {}
-    overrides = {key: getattr(args, key) for key, _, _ in RUN_FLAGS.values()}
-    overrides["overwrite"] = args.overwrite
+    overrides = {setting.name: getattr(args, setting.name) for setting in SETTINGS}
     run(build_config(file_values, **overrides))
     return 0
 
@@ -135,12 +97,11 @@ def _demo_command(args: argparse.Namespace) -> int:
 
 
 def _info_command(args: argparse.Namespace) -> int:
-    from .runinfo import describe, open_run
+    from .pipeline import describe, open_run
 
     info = open_run(args.out)
     if args.json:
-        print(json.dumps({"out": info.out, "version": info.version, "config": info.config,
-                          "stages": info.stages, "metrics": info.metrics}, indent=2, default=str))
+        print(json.dumps(info.as_dict(), indent=2, default=str))
     else:
         print(describe(info))
     return 0
@@ -178,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         if args.verbose:
             traceback.print_exc()
-        print(f"tsne-dist: error: {exc}", file=sys.stderr)
+        print(f"tsne-dist: error: {flag_text(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("tsne-dist: interrupted; finished stages are kept, rerun to continue", file=sys.stderr)

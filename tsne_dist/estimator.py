@@ -6,11 +6,11 @@ import logging
 
 import numpy as np
 
-from .affinity import joint_probabilities
-from .config import Config
-from .io.vectors import check_item_count, check_vectors
-from .neighbors import nearest_neighbors
-from .tsne import optimize_layout, pca_init, random_init
+from .affinity import check_item_count, joint_probabilities
+from .io.vectors import check_vectors
+from .neighbors import choose_backend, gpu_free_bytes, nearest_neighbors
+from .settings import BY_NAME, canonical_name, check_schedule, coerce
+from .tsne import Schedule, choose_engine, initial_layout, optimize_layout
 
 logger = logging.getLogger("tsne_dist")
 
@@ -51,6 +51,8 @@ class TSNE:
         The symmetric P used.
     knn_backend_ : str
         The kNN backend that ran.
+    engine_ : str
+        The t-SNE engine that ran.
     """
 
     def __init__(self, perplexity: float = 30.0, n_neighbors: int | None = None, knn: str = "auto",
@@ -74,34 +76,47 @@ class TSNE:
         self.random_state = random_state
         self.n_jobs = n_jobs
 
-    def _config(self) -> Config:
-        return Config(
-            out="(in memory)", vectors="(in memory)", perplexity=self.perplexity, n_neighbors=self.n_neighbors,
-            knn=self.knn, metric=self.metric, engine=self.engine, n_iter=self.n_iter,
-            early_exaggeration_iter=self.early_exaggeration_iter, early_exaggeration=self.early_exaggeration,
-            exaggeration=self.exaggeration, dof=self.dof, learning_rate=self.learning_rate, initialization=self.initialization,
-            seed=0 if self.random_state is None else int(self.random_state), n_jobs=self.n_jobs,
-        ).validate()
+    def _checked(self) -> dict[str, object]:
+        """The parameters typed and checked against the settings table (errors name the parameter)."""
+        values = {}
+        for name, value in self.get_params().items():
+            setting = BY_NAME[canonical_name(name)]
+            values[setting.name] = coerce(setting, 0 if name == "random_state" and value is None else value, name)
+        check_schedule(values["n_iter"], values["early_exaggeration_iter"])
+        return values
 
     def fit(self, X: np.ndarray, y: object = None) -> "TSNE":
-        """Compute the embedding of ``X`` ((N, D) numbers); ``y`` is ignored."""
-        config = self._config()
+        """Compute the embedding of ``X`` ((N, D) numbers); ``y`` is ignored.
+
+        The same functions as a run's stages: :func:`~tsne_dist.neighbors.nearest_neighbors`,
+        :func:`~tsne_dist.affinity.joint_probabilities`, :func:`~tsne_dist.tsne.initial_layout`,
+        :func:`~tsne_dist.tsne.optimize_layout`, with the engine and kNN backend
+        resolved once by :func:`~tsne_dist.tsne.choose_engine` and
+        :func:`~tsne_dist.neighbors.choose_backend`.
+
+        Raises
+        ------
+        tsne_dist.errors.ConfigError
+            For a bad parameter (named as the parameter).
+        tsne_dist.errors.InputError
+            For non-numeric, non-finite or too few rows.
+        """
+        params = self._checked()
         vectors = check_vectors(X, "X")
-        check_item_count(len(vectors), config.perplexity, config.k)
-        knn = nearest_neighbors(vectors, config.k, backend=config.knn, metric=config.metric, seed=config.seed,
-                                n_jobs=config.n_jobs)
+        n_items, n_dims = vectors.shape
+        k = params["n_neighbors"] if params["n_neighbors"] is not None else int(round(3 * params["perplexity"]))
+        check_item_count(n_items, params["perplexity"], k)
+        backend, _ = choose_backend(params["knn"], n_items, n_dims, gpu_free_bytes=gpu_free_bytes())
+        engine, _ = choose_engine(params["engine"], n_items)
+        knn = nearest_neighbors(vectors, k, backend=backend, metric=params["metric"], seed=params["seed"],
+                                n_jobs=params["n_jobs"])
         self.knn_backend_ = knn.backend
-        self.affinities_ = joint_probabilities(knn.indices, knn.distances, config.perplexity)
-        if config.initialization == "pca":
-            init = pca_init(vectors, config.seed)
-        else:
-            init = random_init(len(vectors), config.seed)
-        result = optimize_layout(
-            self.affinities_, init, engine=config.engine, n_iter=config.n_iter,
-            early_exaggeration_iter=config.early_exaggeration_iter, early_exaggeration=config.early_exaggeration,
-            exaggeration=config.exaggeration, learning_rate=config.learning_rate, seed=config.seed,
-            n_jobs=config.n_jobs, dof=config.dof,
-        )
+        self.engine_ = engine
+        self.affinities_ = joint_probabilities(knn.indices, knn.distances, params["perplexity"])
+        init = initial_layout(params["initialization"], n_items, params["seed"], vectors)
+        schedule = Schedule(**{name: params[name] for name in Schedule.names()})
+        result = optimize_layout(self.affinities_, init, schedule, engine=engine, seed=params["seed"],
+                                 n_jobs=params["n_jobs"])
         self.embedding_ = result.layout
         self.kl_divergence_ = result.kl_divergence
         return self

@@ -1,9 +1,17 @@
 """The run store: one Zarr v3 group per stage, each finished by a marker.
 
-A stage writes its group, then its marker (``stage`` in the group's attrs): stage
-name, parameters, a fingerprint of its inputs, seconds, package version. A group
-without a marker is not done. Sparse matrices use anndata's CSR encoding so other
-tools can read them.
+:class:`RunStore` owns every read and write of ``OUT/run.zarr`` and every name in
+it; nothing else opens the store. A stage writes its group, then its marker
+(``stage`` in the group's attrs): stage name, parameters, a fingerprint of its
+inputs, seconds, package version. A group without a marker is not done. Sparse
+matrices use anndata's CSR encoding so other tools can read them.
+
+The root attrs hold the run's ``identity`` (its input source), ``config`` (the
+settings as the user asked for them) and ``resolved`` (what the plan resolved them
+to: engine, kNN backend, k, learning rates, each with its reason).
+
+A location is a local path or an fsspec URL (``memory://``, ``file://``,
+``s3://`` with s3fs installed, ...).
 """
 
 from __future__ import annotations
@@ -12,22 +20,25 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 from typing import Any
 
+import fsspec
 import numpy as np
 import scipy.sparse as sp
 import zarr
 
-from . import __version__
+from .arrays import read_csr, write_array, write_csr
 from .errors import StoreError
+from .version import __version__
 
 logger = logging.getLogger("tsne_dist")
 
 STORE_NAME = "run.zarr"
 LAYOUT_VERSION = 1
 MARKER_KEY = "stage"
-ROW_CHUNK_BYTES = 16 * 2**20
+# Scratch folders beside the store, for the co-occurrence stages (removed when done)
+COOCCURRENCE_PARTS = ".cooccurrence-parts"
+SPILLED_LOG = ".cooccurrence-log"
 
 
 def fingerprint(*parts: Any) -> str:
@@ -37,42 +48,168 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
-def rows_per_chunk(n_cols: int, itemsize: int) -> int:
-    """Rows in a chunk of about 16 MB for an array with ``n_cols`` columns."""
-    return max(1024, ROW_CHUNK_BYTES // max(1, n_cols * itemsize))
+def is_url(location: str) -> bool:
+    """True when ``location`` is an fsspec URL rather than a local path."""
+    return "://" in location
 
 
 class RunStore:
-    """A run's Zarr v3 store at ``OUT/run.zarr``.
+    """A run's Zarr v3 store at ``LOCATION/run.zarr``.
+
+    Open one with :meth:`open` (read-only) or :meth:`for_run` (to write a run).
 
     Parameters
     ----------
-    out : str
-        Output folder of the run.
-    identity : dict
-        What makes runs comparable (the input source). A store made for another
-        identity is refused unless ``overwrite``.
-    config : dict
-        The resolved config, kept in the root attrs.
-    overwrite : bool
-        Delete an incompatible store instead of refusing it.
+    location : str
+        The run's output folder: a local path or an fsspec URL.
+    storage_options : dict, optional
+        fsspec options for a URL (endpoint, credentials).
     """
 
-    def __init__(self, out: str, identity: dict[str, Any], config: dict[str, Any], overwrite: bool = False) -> None:
-        self.path = os.path.join(out, STORE_NAME)
-        if needs_replacing(out, identity, overwrite):
-            logger.warning("replacing the run in %s", self.path)
-            shutil.rmtree(self.path)
-        self.root = zarr.open_group(self.path, mode="a", zarr_format=3)
-        self.root.attrs.update({
-            "tsne_dist_version": __version__, "layout_version": LAYOUT_VERSION,
-            "identity": identity, "config": config,
-        })
+    def __init__(self, location: str, *, storage_options: dict[str, Any] | None = None) -> None:
+        self.location = location if is_url(location) else os.path.abspath(location)
+        self.storage_options = dict(storage_options or {})
+        self.url = self.location.rstrip("/") + "/" + STORE_NAME if is_url(location) else os.path.join(
+            self.location, STORE_NAME)
+        self._root: zarr.Group | None = None
+
+    # opening -------------------------------------------------------------
+    @classmethod
+    def open(cls, location: str, *, storage_options: dict[str, Any] | None = None) -> "RunStore":
+        """The store of an existing run, read-only.
+
+        Raises
+        ------
+        StoreError
+            When ``location`` holds no run store.
+        """
+        store = cls(location, storage_options=storage_options)
+        if not store.exists():
+            raise StoreError(f"{location} holds no tsne_dist run ({STORE_NAME} is missing)",
+                             "pass the output folder of a run")
+        store._root = zarr.open_group(store._zarr_location(), mode="r", **store._open_options())
+        return store
+
+    @classmethod
+    def for_run(cls, location: str, identity: dict[str, Any], config: dict[str, Any], *, overwrite: bool = False,
+                storage_options: dict[str, Any] | None = None) -> "RunStore":
+        """The store to write a run into: reused, replaced or created.
+
+        Parameters
+        ----------
+        location : str
+            Output folder (path or URL).
+        identity : dict
+            What makes runs comparable (the input source). A store made for
+            another identity is refused unless ``overwrite``.
+        config : dict
+            The settings as asked for, kept in the root attrs.
+        overwrite : bool
+            Delete an incompatible store instead of refusing it.
+
+        Raises
+        ------
+        StoreError
+            See :meth:`check_reusable`.
+        """
+        store = cls(location, storage_options=storage_options)
+        if store.check_reusable(identity, overwrite):
+            logger.warning("replacing the run in %s", store.url)
+            store.delete()
+        store._root = zarr.open_group(store._zarr_location(), mode="a", zarr_format=3, **store._open_options())
+        store._root.attrs.update({"tsne_dist_version": __version__, "layout_version": LAYOUT_VERSION,
+                                  "identity": identity, "config": config})
+        return store
+
+    def _zarr_location(self):
+        return self.url
+
+    def _open_options(self) -> dict[str, Any]:
+        return {"storage_options": self.storage_options} if is_url(self.url) and self.storage_options else {}
+
+    def _fs(self) -> tuple[fsspec.AbstractFileSystem, str]:
+        return fsspec.core.url_to_fs(self.url, **self.storage_options)
+
+    def exists(self) -> bool:
+        """True when something is at the store's place (ours or not)."""
+        fs, path = self._fs()
+        return fs.exists(path)
+
+    def delete(self) -> None:
+        """Delete the whole store."""
+        fs, path = self._fs()
+        fs.rm(path, recursive=True)
+        self._root = None
+
+    def check_reusable(self, identity: dict[str, Any], overwrite: bool) -> bool:
+        """Whether the store must be deleted before this run; never deletes anything.
+
+        A store of ours made for the same input is reused. One made for other
+        input is replaced only with ``overwrite`` (or when it holds no finished
+        stage); anything else in its place is refused.
+
+        Returns
+        -------
+        bool
+            True when the store must be replaced.
+
+        Raises
+        ------
+        StoreError
+            When the store cannot be reused and ``overwrite`` is not given.
+        """
+        if not self.exists():
+            return False
+        try:
+            root = zarr.open_group(self._zarr_location(), mode="r", **self._open_options())
+            attrs = root.attrs.asdict()
+        except Exception:  # noqa: BLE001 - any unreadable store is not ours to reuse
+            attrs, root = {}, None
+        if "layout_version" not in attrs:
+            if overwrite:
+                return True
+            raise StoreError(f"{self.url} exists and is not a tsne_dist run store",
+                             "choose a new `out` folder, or pass `overwrite` to replace it")
+        if attrs.get("layout_version") != LAYOUT_VERSION:
+            problem = f"store layout version {attrs.get('layout_version')} (this version writes {LAYOUT_VERSION})"
+        elif attrs.get("identity") != identity:
+            problem = f"other input ({_describe_identity(attrs.get('identity'))}, now {_describe_identity(identity)})"
+        else:
+            return False
+        finished = any(root[name].attrs.asdict().get(MARKER_KEY) for name in root.group_keys())
+        if finished and not overwrite:
+            raise StoreError(f"{self.url} holds a run made from {problem}",
+                             "choose a new `out` folder, or pass `overwrite` to replace that run")
+        return True
+
+    @property
+    def root(self) -> zarr.Group:
+        if self._root is None:
+            raise StoreError(f"{self.url} is not open", "open it with RunStore.open or RunStore.for_run")
+        return self._root
+
+    # run-level attributes ------------------------------------------------
+    def run_attrs(self) -> dict[str, Any]:
+        """Root attrs: ``tsne_dist_version``, ``identity``, ``config``, ``resolved``."""
+        return self.root.attrs.asdict()
+
+    def record_resolved(self, resolved: dict[str, Any]) -> None:
+        """Store what the plan resolved (beside, never over, the requested config)."""
+        self.root.attrs.update({"resolved": json.loads(json.dumps(resolved, default=str))})
 
     # stage markers -------------------------------------------------------
+    def stages(self) -> list[str]:
+        """Names of the stage groups present (done or not)."""
+        return sorted(self.root.group_keys())
+
     def marker(self, stage: str) -> dict[str, Any] | None:
         """The marker of ``stage`` or None when the stage is not done."""
-        return stored_marker(os.path.dirname(self.path), stage)
+        if stage not in self.root:
+            return None
+        try:
+            return self.root[stage].attrs.asdict().get(MARKER_KEY)
+        except Exception:  # noqa: BLE001 - a half-written group is "not done"
+            return None
 
     def is_done(self, stage: str, stage_fingerprint: str) -> bool:
         """True when ``stage`` finished with exactly this fingerprint."""
@@ -96,85 +233,57 @@ class RunStore:
 
     # arrays --------------------------------------------------------------
     def group(self, stage: str) -> zarr.Group:
-        """The group of a stage (read or write)."""
+        """The group of a stage, for the algorithm code that streams it (e.g. CSR row blocks)."""
         return self.root[stage]
 
+    def has(self, stage: str, name: str) -> bool:
+        """True when ``stage`` holds an array ``name``."""
+        return stage in self.root and name in self.root[stage]
 
-def needs_replacing(out: str, identity: dict[str, Any], overwrite: bool) -> bool:
-    """Whether ``OUT/run.zarr`` must be deleted before this run; never deletes anything.
+    def read(self, stage: str, name: str) -> np.ndarray:
+        """The whole array ``stage/name``."""
+        return self.root[stage][name][...]
 
-    A store of ours made for the same input is reused. One made for other input
-    is replaced only with ``overwrite`` (or when it holds no finished stage);
-    anything else in its place is refused.
+    def shape(self, stage: str, name: str) -> tuple[int, ...]:
+        """Shape of ``stage/name`` without reading it."""
+        return tuple(self.root[stage][name].shape)
 
-    Raises
-    ------
-    StoreError
-        When the store cannot be reused and ``overwrite`` is not given.
-    """
-    path = os.path.join(out, STORE_NAME)
-    if not os.path.exists(path):
-        return False
-    try:
-        root = zarr.open_group(path, mode="r")
-        attrs = root.attrs.asdict()
-    except Exception:  # noqa: BLE001 - any unreadable store is not ours to reuse
-        attrs, root = {}, None
-    if "layout_version" not in attrs:
-        if overwrite:
-            return True
-        raise StoreError(f"{path} exists and is not a tsne_dist run store",
-                         "choose a new --out folder, or pass --overwrite to replace it")
-    if attrs.get("layout_version") != LAYOUT_VERSION:
-        problem = f"store layout version {attrs.get('layout_version')} (this version writes {LAYOUT_VERSION})"
-    elif attrs.get("identity") != identity:
-        problem = f"other input ({_describe_identity(attrs.get('identity'))}, now {_describe_identity(identity)})"
-    else:
-        return False
-    finished = any(root[name].attrs.asdict().get(MARKER_KEY) for name in root.group_keys())
-    if finished and not overwrite:
-        raise StoreError(f"{path} holds a run made from {problem}",
-                         "choose a new --out folder, or pass --overwrite to replace that run")
-    return True
+    def attrs(self, stage: str) -> dict[str, Any]:
+        """The attrs of a stage group (its marker included)."""
+        return self.root[stage].attrs.asdict() if stage in self.root else {}
 
+    def read_ids(self) -> np.ndarray:
+        """Item ids (``items/ids``): integers as int64, text as an object array."""
+        ids = self.read("items", "ids")
+        return ids if ids.dtype.kind in "iu" else ids.astype(object)
 
-def stored_marker(out: str, stage: str) -> dict[str, Any] | None:
-    """The marker of ``stage`` in ``OUT/run.zarr``, read-only; None if absent or unreadable."""
-    try:
-        return zarr.open_group(os.path.join(out, STORE_NAME), path=stage, mode="r").attrs.asdict().get(MARKER_KEY)
-    except Exception:  # noqa: BLE001 - missing or half-written groups are "not done"
-        return None
+    def read_csr(self, stage: str) -> sp.csr_matrix:
+        """The CSR matrix a stage holds (anndata encoding)."""
+        return read_csr(self.root[stage])
 
+    @staticmethod
+    def write(group: zarr.Group, name: str, data: np.ndarray) -> None:
+        """Write ``data`` as a row-chunked array into a stage's group."""
+        write_array(group, name, data)
 
-def write_array(group: zarr.Group, name: str, data: np.ndarray) -> zarr.Array:
-    """Write ``data`` as a row-chunked array named ``name`` in ``group``."""
-    n_cols = int(np.prod(data.shape[1:])) if data.ndim > 1 else 1
-    itemsize = data.dtype.itemsize if data.dtype.kind in "biuf" else 16
-    chunk_rows = min(max(1, data.shape[0]), rows_per_chunk(n_cols, itemsize))
-    chunks = (chunk_rows, *data.shape[1:])
-    dtype = str if data.dtype.kind in "OUT" else data.dtype
-    array = group.create_array(name, shape=data.shape, chunks=chunks, dtype=dtype, overwrite=True)
-    if data.shape[0]:
-        array[...] = data.astype(str) if dtype is str else data
-    return array
+    @staticmethod
+    def write_csr(group: zarr.Group, matrix: sp.csr_matrix) -> None:
+        """Write a CSR matrix (anndata encoding) into a stage's group."""
+        write_csr(group, matrix)
 
+    # scratch -------------------------------------------------------------
+    def scratch(self, name: str) -> str:
+        """A scratch folder beside the store (``COOCCURRENCE_PARTS``, ``SPILLED_LOG``).
 
-def write_csr(group: zarr.Group, matrix: sp.csr_matrix) -> None:
-    """Write a CSR matrix in anndata's encoding (data f32, indices i32, indptr i64)."""
-    matrix = matrix.tocsr()
-    group.attrs.update({"encoding-type": "csr_matrix", "encoding-version": "0.1.0", "shape": list(matrix.shape)})
-    write_array(group, "data", matrix.data.astype(np.float32))
-    write_array(group, "indices", matrix.indices.astype(np.int32))
-    write_array(group, "indptr", matrix.indptr.astype(np.int64))
-
-
-def read_csr(group: zarr.Group) -> sp.csr_matrix:
-    """Read a CSR matrix written by :func:`write_csr`."""
-    attrs = group.attrs.asdict()
-    if attrs.get("encoding-type") != "csr_matrix":
-        raise ValueError(f"group {group.path} is not a csr_matrix")
-    shape = tuple(attrs["shape"])
-    return sp.csr_matrix((group["data"][:], group["indices"][:], group["indptr"][:]), shape=shape)
+        Raises
+        ------
+        StoreError
+            For a store on object storage (scratch is local for now).
+        """
+        if is_url(self.location):
+            raise StoreError(f"scratch folders need a local output folder, not {self.location}",
+                             "pass a local folder as `out`")
+        return os.path.join(self.location, name)
 
 
 def _describe_identity(identity: Any) -> str:

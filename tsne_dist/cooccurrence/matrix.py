@@ -27,7 +27,7 @@ import pandas as pd
 import scipy.sparse as sp
 import zarr
 
-from ..store import write_array
+from ..arrays import write_array
 from .pairs import PAIR_META, PairSpec, partition_pairs, prepare_collections
 
 logger = logging.getLogger("tsne_dist")

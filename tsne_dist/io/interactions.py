@@ -85,7 +85,7 @@ def read_interactions(source: Any, columns: InteractionColumns):
         raise InputError(
             f"interactions {source_name(source)} has no column {', '.join(map(repr, missing))} "
             f"(columns: {', '.join(present)})",
-            "pass --collection-col / --item-col / --weight-col / --time-col / --list-col with existing names",
+            "pass `collection_col` / `item_col` / `weight_col` / `time_col` / `list_col` with existing names",
         )
     frame = frame[list(dict.fromkeys(wanted.values()))]
     if columns.list_col is not None:
@@ -280,7 +280,7 @@ def check_stats(stats: dict[str, Any], source: Any, columns: InteractionColumns)
         raise InputError(
             f"every row of interactions {name} lacks a collection or item id "
             f"({stats['null_collection']} without {columns.collection_col!r}, {stats['null_item']} without an item)",
-            "check --collection-col and --item-col",
+            "check `collection_col` and `item_col`",
         )
     if dropped:
         logger.warning("interactions: dropped %d of %d rows with a missing id (%d collection, %d item)",

@@ -52,7 +52,7 @@ def read_ids(url: str | np.ndarray, id_col: str) -> np.ndarray:
     if table.shape[1] == 1:
         return table.iloc[:, 0].to_numpy()
     raise ConfigError(f"ids file {url} has no column {id_col!r} (columns: {', '.join(map(str, table.columns))})",
-                      "pass --id-col NAME")
+                      "pass `id_col` NAME")
 
 
 def check_ids(ids: np.ndarray | None, n_items: int, source: str) -> np.ndarray:
@@ -102,7 +102,7 @@ def join_metadata(ids: np.ndarray, metadata: pd.DataFrame, id_col: str, source: 
     if id_col not in metadata.columns:
         raise ConfigError(
             f"metadata {source} has no id column {id_col!r} (columns: {', '.join(map(str, metadata.columns))})",
-            "pass --id-col NAME",
+            "pass `id_col` NAME",
         )
     metadata = metadata[metadata[id_col].notna()]
     keys = _comparable_keys(metadata[id_col], ids)
@@ -119,7 +119,7 @@ def join_metadata(ids: np.ndarray, metadata: pd.DataFrame, id_col: str, source: 
         examples = ", ".join(map(str, item_keys[missing][:3]))
         raise InputError(
             f"{int(missing.sum())} of {len(ids)} items have no row in metadata {source} (e.g. {examples})",
-            f"add rows for them, or check that --id-col {id_col!r} holds the same ids as the vectors",
+            f"add rows for them, or check that `id_col` {id_col!r} holds the same ids as the vectors",
         )
     ignored = len(metadata) - int(relevant.sum())
     if ignored > 0:
@@ -145,14 +145,14 @@ def _whole_numbers(values: pd.Series) -> bool:
 
 
 def check_columns(metadata: pd.DataFrame | None, columns: dict[str, str | None]) -> None:
-    """Raise :class:`ConfigError` when a requested column (e.g. --color-by) is missing."""
-    for flag, name in columns.items():
+    """Raise :class:`ConfigError` when a requested column (e.g. `color_by`) is missing."""
+    for setting, name in columns.items():
         if name is None:
             continue
         if metadata is None:
-            raise ConfigError(f"--{flag} {name} needs a metadata table", "pass --metadata PATH")
+            raise ConfigError(f"`{setting}` {name} needs a metadata table", "pass `metadata` PATH")
         if name not in metadata.columns:
             raise ConfigError(
-                f"--{flag} column {name!r} does not exist",
+                f"`{setting}` column {name!r} does not exist",
                 f"metadata columns are: {', '.join(map(str, metadata.columns))}",
             )

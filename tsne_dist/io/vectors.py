@@ -46,7 +46,7 @@ def read_vectors(url: str | np.ndarray, vector_col: str | None = None, id_col: s
             return _read_parquet(url, vector_col, id_col)
         if suffix == ".zarr":
             return _read_zarr(url), None
-    raise InputError(f"cannot tell the format of {url}", "use a .npy, .parquet or .zarr file for --vectors")
+    raise InputError(f"cannot tell the format of {url}", "use a .npy, .parquet or .zarr file for `vectors`")
 
 
 def _read_npy(url: str) -> np.ndarray:
@@ -84,13 +84,13 @@ def _read_parquet(url: str, vector_col: str | None, id_col: str) -> tuple[np.nda
     if not numeric:
         raise InputError(
             f"{url} has no numeric columns to use as vectors (columns: {', '.join(table.column_names)})",
-            "store one numeric column per dimension, or one list column and pass --vector-col",
+            "store one numeric column per dimension, or one list column and pass `vector_col`",
         )
     non_numeric = [name for name in columns if name not in numeric]
     if non_numeric:
         raise InputError(
             f"{url} mixes numeric and non-numeric columns ({', '.join(non_numeric[:5])})",
-            f"keep only the id column ({id_col!r}) and numeric dimensions, or pass --vector-col",
+            f"keep only the id column ({id_col!r}) and numeric dimensions, or pass `vector_col`",
         )
     frame = table.select(numeric).to_pandas()
     return frame.to_numpy(dtype=np.float64, na_value=np.nan), ids
@@ -125,7 +125,7 @@ def _read_zarr(url: str) -> np.ndarray:
         raise InputError(f"cannot read the Zarr store {url}: {exc}", "pass a Zarr array or a group with a 'vectors' array") from None
     if isinstance(node, zarr.Group):
         if "vectors" not in node:
-            raise InputError(f"Zarr group {url} has no 'vectors' array", "point --vectors at the array itself")
+            raise InputError(f"Zarr group {url} has no 'vectors' array", "point `vectors` at the array itself")
         node = node["vectors"]
     return node[...]
 
@@ -161,15 +161,3 @@ def _count_nonfinite_rows(array: np.ndarray, block: int = 65536) -> int:
     for start in range(0, array.shape[0], block):
         bad += int((~np.isfinite(array[start:start + block])).any(axis=1).sum())
     return bad
-
-
-
-def check_item_count(n_items: int, perplexity: float, k: int) -> None:
-    """Raise :class:`InputError` when ``n_items`` cannot carry this perplexity and k neighbours."""
-    needed = max(int(np.floor(3 * perplexity)) + 1, k + 1)
-    if n_items < needed:
-        fitting = max(1, (n_items - 1) // 3)
-        raise InputError(
-            f"{n_items} items are too few for perplexity {perplexity:g} with {k} neighbours (needs at least {needed})",
-            f"use --perplexity {fitting} or fewer, or add items",
-        )

@@ -11,9 +11,8 @@ import numpy as np
 from ..errors import ConfigError
 from ..progress import Progress
 from ..xp import cupy_or_none
-from .bruteforce import bruteforce_knn
 from .gpu import cuml_knn
-from .metric import prepare_metric, to_metric_distance
+from .exact import exact_knn
 from .nndescent import nndescent_knn
 
 logger = logging.getLogger("tsne_dist")
@@ -21,6 +20,7 @@ logger = logging.getLogger("tsne_dist")
 # Exact search is used while N^2 * (D + 20) stays below this (the 20 stands for the
 # per-row selection); digits and MNIST 5k then take a few seconds on 2 cores.
 BRUTEFORCE_WORK_LIMIT = 2.5e10
+KNN_BACKENDS = ("auto", "pynndescent", "bruteforce", "cuml")
 
 
 @dataclass
@@ -83,40 +83,6 @@ def gpu_free_bytes() -> int | None:
     return int(cupy.cuda.Device().mem_info[0])
 
 
-def exact_knn(vectors: np.ndarray, k: int, metric: str, *, queries: np.ndarray | None = None,
-              on_block=None, xp=np) -> tuple[np.ndarray, np.ndarray]:
-    """Exact neighbours in ``metric`` of every row, or of the rows ``queries``.
-
-    Parameters
-    ----------
-    vectors : np.ndarray
-        (N, D) vectors.
-    k : int
-        Neighbours per row, self excluded.
-    metric : str
-        ``euclidean``, ``cosine`` or ``inner_product`` (see :mod:`.metric`).
-    queries : array of int, optional
-        Rows whose neighbours are wanted (default: all).
-    on_block : callable, optional
-        Progress callback (rows finished).
-    xp : module
-        ``numpy``, or ``cupy`` to search on the GPU (results come back as NumPy).
-
-    Returns
-    -------
-    indices : np.ndarray
-        (len(queries), k) int32, nearest first, ties by smaller index.
-    distances : np.ndarray
-        (len(queries), k) float32 distances in ``metric``.
-    """
-    items, query_vectors = prepare_metric(xp.asarray(vectors), metric)
-    indices, distances = bruteforce_knn(items, k, queries=queries, on_block=on_block,
-                                        query_vectors=None if query_vectors is items else query_vectors)
-    if xp is not np:
-        indices, distances = xp.asnumpy(indices), xp.asnumpy(distances)
-    return indices, to_metric_distance(distances, metric)
-
-
 def nearest_neighbors(vectors: np.ndarray, k: int, *, backend: str = "auto", metric: str = "euclidean",
                       seed: int = 0, n_jobs: int = -1, cluster: str = "local", n_shards: int = 0) -> KNNResult:
     """k nearest neighbours of every item (self excluded).
@@ -132,7 +98,8 @@ def nearest_neighbors(vectors: np.ndarray, k: int, *, backend: str = "auto", met
     k : int
         Neighbours per item; must be below N.
     backend : str
-        ``auto``, ``bruteforce`` (exact; on the GPU when CuPy sees one),
+        Resolved by :func:`choose_backend` (``auto`` resolves here):
+        ``bruteforce`` (exact; on the GPU when CuPy sees one),
         ``pynndescent`` (approximate) or ``cuml`` (cuML / cuVS on the GPU).
     metric : str
         ``euclidean``, ``cosine`` (distances are 1 - cosine similarity) or
@@ -153,11 +120,13 @@ def nearest_neighbors(vectors: np.ndarray, k: int, *, backend: str = "auto", met
     """
     n_items, n_dims = vectors.shape
     if k >= n_items:
-        raise ConfigError(f"{k} neighbours need more than {n_items} items", "lower --perplexity or n_neighbors")
-    cupy = cupy_or_none() if backend in ("auto", "bruteforce") else None
-    free = None if cupy is None else int(cupy.cuda.Device().mem_info[0])
-    chosen, reason = choose_backend(backend, n_items, n_dims, gpu_free_bytes=free)
+        raise ConfigError(f"{k} neighbours need more than {n_items} items", "lower `perplexity` or `n_neighbors`")
+    if backend == "auto":
+        chosen, reason = choose_backend(backend, n_items, n_dims, gpu_free_bytes=gpu_free_bytes())
+    else:
+        chosen, reason = backend, "requested"
     if chosen == "bruteforce":
+        cupy = cupy_or_none()
         xp = np if cupy is None else cupy
         device = "GPU" if xp is not np else "CPU"
         logger.info("kNN: exact search on the %s with k=%d, metric=%s (%s)", device, k, metric, reason)
@@ -173,7 +142,8 @@ def nearest_neighbors(vectors: np.ndarray, k: int, *, backend: str = "auto", met
     elif chosen == "cuml":
         indices, distances = cuml_knn(vectors, k, metric)
     else:
-        raise ConfigError(f"unknown kNN backend {chosen!r}", "use auto, pynndescent, bruteforce or cuml")
+        raise ConfigError(f"knn must be one of {', '.join(KNN_BACKENDS)}, got {chosen!r}",
+                      f"set `knn` to one of {', '.join(KNN_BACKENDS)}")
     return KNNResult(indices=indices, distances=distances, backend=chosen, reason=reason)
 
 

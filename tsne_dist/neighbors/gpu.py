@@ -65,8 +65,8 @@ def rapids_search():
         import cupy
         from cuvs.neighbors import brute_force
     except ImportError:
-        raise ConfigError("--knn cuml needs cuML or cuVS, and neither can be imported",
-                          "pip install cuml-cu12 (on a machine with a CUDA GPU), or use --knn bruteforce") from None
+        raise ConfigError("`knn` cuml needs cuML or cuVS, and neither can be imported",
+                          "pip install cuml-cu12 (on a machine with a CUDA GPU), or use `knn` bruteforce") from None
 
     def search(items, queries, n_neighbors):
         index = brute_force.build(cupy.asarray(items), metric="sqeuclidean")

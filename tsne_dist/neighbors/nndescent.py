@@ -6,6 +6,7 @@ import logging
 
 import numpy as np
 
+from .exact import exact_knn
 from .locality import spatial_order
 from .metric import prepare_metric, to_metric_distance
 from .refine import local_join
@@ -69,8 +70,6 @@ def fill_missing(data: np.ndarray, indices: np.ndarray, distances: np.ndarray,
     pynndescent marks them with index -1 and an infinite distance (it happens with
     many duplicate vectors); those rows get their exact neighbours instead.
     """
-    from .api import exact_knn
-
     incomplete = np.flatnonzero((indices < 0).any(axis=1) | ~np.isfinite(distances).all(axis=1))
     if len(incomplete) == 0:
         return indices, distances

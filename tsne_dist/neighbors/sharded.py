@@ -117,7 +117,7 @@ def sharded_knn(client, vectors: np.ndarray, k: int, *, n_shards: int, metric: s
     workers = sorted(client.scheduler_info()["workers"])
     if not workers:
         raise ConfigError("the Dask scheduler has no workers",
-                          "start dask worker processes for it, or use --cluster local")
+                          "start dask worker processes for it, or use `cluster` local")
     items, queries = prepare_metric(vectors, metric)
     items_ref = client.scatter(items, broadcast=True, hash=False)  # a fresh key per call: no release race
     queries_ref = items_ref if queries is items else client.scatter(queries, broadcast=True, hash=False)

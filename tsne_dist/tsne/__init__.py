@@ -1,6 +1,7 @@
-"""t-SNE optimisation: initialisation and engines."""
+"""t-SNE optimisation: initialisation, the schedule and the engines."""
 
-from .engine import OptimizeResult, choose_engine, optimize_layout
-from .initialization import pca_init, random_init
+from .engine import ENGINES, OptimizeResult, Schedule, choose_engine, optimize_layout
+from .initialization import INITIALIZATIONS, initial_layout, pca_init, random_init
 
-__all__ = ["OptimizeResult", "choose_engine", "optimize_layout", "pca_init", "random_init"]
+__all__ = ["ENGINES", "INITIALIZATIONS", "OptimizeResult", "Schedule", "choose_engine", "initial_layout",
+           "optimize_layout", "pca_init", "random_init"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import scipy.sparse as sp
@@ -41,14 +41,11 @@ class OptimizeResult:
         Every ``CALLBACK_EVERY`` iterations.
     engine : str
         Engine that ran.
-    reason : str
-        Why it was chosen.
     """
 
     layout: np.ndarray
     kl_divergence: float
     engine: str
-    reason: str
     kl_history: list[tuple[int, float, float]] = field(default_factory=list)
 
 
@@ -59,25 +56,96 @@ def choose_engine(requested: str, n_items: int | None = None) -> tuple[str, str]
     ``numpy`` engine from ``NUMPY_ENGINE_MIN_ITEMS`` items on (measured 3-13 %
     faster than openTSNE at equal KL on 2 cores, benchmarks/README.md), and
     ``opentsne`` below, where its Barnes-Hut gradient is faster than an FFT grid.
+
+    Parameters
+    ----------
+    requested : str
+        One of :data:`ENGINES`.
+    n_items : int, optional
+        Items to lay out (``auto`` on a CPU needs it; without it, ``numpy``).
+
+    Returns
+    -------
+    engine : str
+        ``numpy``, ``cupy`` or ``opentsne``.
+    reason : str
+        Why, in words.
+
+    Raises
+    ------
+    ConfigError
+        For ``cupy`` without CuPy and a CUDA device, or an unknown engine.
     """
     if requested == "auto":
         if cupy_or_none() is not None:
             return "cupy", "CuPy sees a CUDA device"
-        if n_items is not None and n_items >= NUMPY_ENGINE_MIN_ITEMS:
+        if n_items is None or n_items >= NUMPY_ENGINE_MIN_ITEMS:
             return "numpy", f"no usable GPU; our FFT engine is the faster CPU engine from {NUMPY_ENGINE_MIN_ITEMS:,} items"
         return "opentsne", f"no usable GPU; openTSNE's Barnes-Hut is the faster CPU engine below {NUMPY_ENGINE_MIN_ITEMS:,} items"
     if requested == "cupy" and cupy_or_none() is None:
-        raise ConfigError("--engine cupy needs CuPy and a CUDA device, and none is usable here",
-                          'pip install "tsne-dist[gpu]" on a GPU machine, or use --engine numpy')
+        raise ConfigError("engine cupy needs CuPy and a CUDA device, and none is usable here",
+                          'pip install "tsne-dist[gpu]" on a GPU machine, or set `engine` to numpy')
     if requested in ENGINES:
         return requested, "requested"
-    raise ConfigError(f"unknown engine {requested!r}", f"use one of {', '.join(ENGINES)}")
+    raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {requested!r}",
+                      f"set `engine` to one of {', '.join(ENGINES)}")
 
 
-def optimize_layout(P: sp.csr_matrix, init: np.ndarray, *, engine: str = "auto", n_iter: int = 750,
-                    early_exaggeration_iter: int = 250, early_exaggeration: float = 12.0,
-                    exaggeration: float = 1.0, learning_rate: float | str = "auto", seed: int = 0,
-                    n_jobs: int = -1, dof: float = 1.0) -> OptimizeResult:
+@dataclass(frozen=True)
+class Schedule:
+    """How the layout is optimised: openTSNE's two-phase schedule and the t kernel.
+
+    Field names are the run settings' names, so a Config or an estimator fills
+    one with ``Schedule(**{name: getattr(source, name) for name in Schedule.names()})``.
+
+    Attributes
+    ----------
+    n_iter : int
+        Total iterations, early exaggeration included.
+    early_exaggeration_iter, early_exaggeration : int, float
+        Length and factor of the early-exaggeration phase (momentum 0.5).
+    exaggeration : float
+        Factor for the remaining iterations (momentum 0.8).
+    learning_rate : float or "auto"
+        Step size; "auto" is max(N / exaggeration, 50) in each phase (openTSNE's rule,
+        after Belkina et al. 2019).
+    dof : float
+        Degrees of freedom of the t kernel (1: standard t-SNE; < 1: heavier tails,
+        Kobak et al. 2019).
+    """
+
+    n_iter: int = 750
+    early_exaggeration_iter: int = 250
+    early_exaggeration: float = 12.0
+    exaggeration: float = 1.0
+    learning_rate: float | str = "auto"
+    dof: float = 1.0
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The setting names a schedule is made of."""
+        return tuple(f.name for f in fields(cls))
+
+    def phases(self, n_items: int) -> list[Phase]:
+        """The early and the main phase, each with its resolved learning rate."""
+        return [Phase(self.early_exaggeration_iter, self.early_exaggeration, 0.5,
+                      learning_rate_for(n_items, self.early_exaggeration, self.learning_rate)),
+                Phase(self.n_iter - self.early_exaggeration_iter, self.exaggeration, 0.8,
+                      learning_rate_for(n_items, self.exaggeration, self.learning_rate))]
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One phase of the schedule: iterations, exaggeration, momentum, step size."""
+
+    n_iter: int
+    exaggeration: float
+    momentum: float
+    learning_rate: float
+
+
+def optimize_layout(P: sp.csr_matrix, init: np.ndarray, schedule: Schedule, *, engine: str, seed: int = 0,
+                    n_jobs: int = -1) -> OptimizeResult:
     """Optimise a 2-D t-SNE layout for the affinities ``P``.
 
     Parameters
@@ -86,62 +154,52 @@ def optimize_layout(P: sp.csr_matrix, init: np.ndarray, *, engine: str = "auto",
         (N, N) symmetric affinities summing to 1.
     init : np.ndarray
         (N, 2) initial layout (std ~1e-4).
+    schedule : Schedule
+        Iterations, exaggeration, learning rate and kernel.
     engine : str
-        ``auto``, ``numpy`` (ours, CPU), ``cupy`` (ours, GPU) or ``opentsne``.
-    n_iter : int
-        Total iterations, early exaggeration included.
-    early_exaggeration_iter, early_exaggeration : int, float
-        Length and factor of the early-exaggeration phase (momentum 0.5).
-    exaggeration : float
-        Factor for the remaining iterations (momentum 0.8).
-    learning_rate : float or "auto"
-        Step size; "auto" is max(N / exaggeration, 50) for each phase.
+        The resolved engine (see :func:`choose_engine`): ``numpy`` (ours, CPU),
+        ``cupy`` (ours, GPU) or ``opentsne``.
     seed : int
         Seed for anything random in the engine.
     n_jobs : int
         Threads (-1: all cores).
-    dof : float
-        Degrees of freedom of the t kernel (1: standard t-SNE; < 1: heavier tails).
 
     Returns
     -------
     OptimizeResult
+
+    Raises
+    ------
+    ValueError
+        For an engine that is not resolved.
     """
-    chosen, reason = choose_engine(engine, P.shape[0])
-    logger.info("t-SNE engine: %s (%s)", chosen, reason)
-    schedule = (n_iter, early_exaggeration_iter, early_exaggeration, exaggeration, learning_rate)
-    if chosen == "opentsne":
-        return _optimize_opentsne(P, init, *schedule, seed, n_jobs, reason, dof)
-    return _optimize_ours(P, init, *schedule, chosen, reason, dof)
+    phases = schedule.phases(P.shape[0])
+    if engine == "opentsne":
+        return _optimize_opentsne(P, init, phases, schedule, seed, n_jobs)
+    if engine in ("numpy", "cupy"):
+        return _optimize_ours(P, init, phases, schedule, engine)
+    raise ValueError(f"engine must be numpy, cupy or opentsne (resolved by choose_engine), got {engine!r}")
 
 
-def _phases(n_iter: int, early_iter: int, early_exaggeration: float, exaggeration: float):
-    """(iterations, exaggeration, momentum) of the early and the main phase."""
-    return [(early_iter, early_exaggeration, 0.5), (n_iter - early_iter, exaggeration, 0.8)]
-
-
-def _optimize_ours(P, init, n_iter, early_iter, early_exaggeration, exaggeration, learning_rate, engine, reason,
-                   dof) -> OptimizeResult:
+def _optimize_ours(P, init, phases: list[Phase], schedule: Schedule, engine: str) -> OptimizeResult:
     xp = np if engine == "numpy" else cupy_or_none()
-    embedding = Embedding(init, P, xp=xp, dof=dof)
-    with Progress(n_iter, "t-SNE") as progress:
+    embedding = Embedding(init, P, xp=xp, dof=schedule.dof)
+    with Progress(schedule.n_iter, "t-SNE") as progress:
         def report(iteration: int, kl: float, seconds: float) -> None:
             progress.advance(CALLBACK_EVERY, note=f"KL {kl:.4f}")
 
-        for phase_iter, phase_exaggeration, momentum in _phases(n_iter, early_iter, early_exaggeration,
-                                                                exaggeration):
-            if phase_iter > 0:
-                embedding.optimize(phase_iter, exaggeration=phase_exaggeration, momentum=momentum,
-                                   learning_rate=learning_rate, callback=report, callback_every=CALLBACK_EVERY)
+        for phase in phases:
+            if phase.n_iter > 0:
+                embedding.optimize(phase.n_iter, exaggeration=phase.exaggeration, momentum=phase.momentum,
+                                   learning_rate=phase.learning_rate, callback=report, callback_every=CALLBACK_EVERY)
     kl = embedding.kl_divergence
-    if n_iter % CALLBACK_EVERY:
+    if schedule.n_iter % CALLBACK_EVERY:
         kl = embedding.gradient(1.0, with_kl=True)[1]
     return OptimizeResult(layout=embedding.layout.astype(np.float32), kl_divergence=float(kl), engine=engine,
-                          reason=reason, kl_history=embedding.history)
+                          kl_history=embedding.history)
 
 
-def _optimize_opentsne(P, init, n_iter, early_iter, early_exaggeration, exaggeration, learning_rate,
-                       seed, n_jobs, reason, dof) -> OptimizeResult:
+def _optimize_opentsne(P, init, phases: list[Phase], schedule: Schedule, seed: int, n_jobs: int) -> OptimizeResult:
     from openTSNE import TSNEEmbedding
     from openTSNE.affinity import Affinities
 
@@ -150,15 +208,14 @@ def _optimize_opentsne(P, init, n_iter, early_iter, early_exaggeration, exaggera
     threads = (os.cpu_count() or 1) if n_jobs == -1 else n_jobs
     # openTSNE's own choice: Barnes-Hut below 10,000 points, FFT interpolation above.
     method = "bh" if P.shape[0] < 10_000 else "fft"
-    embedding = TSNEEmbedding(np.asarray(init, dtype=np.float64), affinities, negative_gradient_method=method, dof=dof,
-                              random_state=seed, n_jobs=threads, verbose=False)
+    embedding = TSNEEmbedding(np.asarray(init, dtype=np.float64), affinities, negative_gradient_method=method,
+                              dof=schedule.dof, random_state=seed, n_jobs=threads, verbose=False)
     history: list[tuple[int, float, float]] = []
     start = time.perf_counter()
-    phases = _phases(n_iter, early_iter, early_exaggeration, exaggeration)
     done = 0
-    with Progress(n_iter, "t-SNE") as progress:
-        for phase_iter, phase_exaggeration, momentum in phases:
-            if phase_iter <= 0:
+    with Progress(schedule.n_iter, "t-SNE") as progress:
+        for phase in phases:
+            if phase.n_iter <= 0:
                 continue
 
             def report(iteration: int, kl: float, _embedding: np.ndarray, offset: int = done) -> None:
@@ -166,12 +223,12 @@ def _optimize_opentsne(P, init, n_iter, early_iter, early_exaggeration, exaggera
                 progress.advance(CALLBACK_EVERY, note=f"KL {kl:.4f}")
 
             embedding = embedding.optimize(
-                n_iter=phase_iter, exaggeration=phase_exaggeration, momentum=momentum,
-                learning_rate=learning_rate_for(P.shape[0], phase_exaggeration, learning_rate),
-                callbacks=[report], callbacks_every_iters=CALLBACK_EVERY, inplace=True,
+                n_iter=phase.n_iter, exaggeration=phase.exaggeration, momentum=phase.momentum,
+                learning_rate=phase.learning_rate, callbacks=[report], callbacks_every_iters=CALLBACK_EVERY,
+                inplace=True,
             )
-            done += phase_iter
+            done += phase.n_iter
     layout = np.asarray(embedding, dtype=np.float64)
     kl = float(embedding.kl_divergence) if embedding.kl_divergence is not None else float("nan")
     return OptimizeResult(layout=layout.astype(np.float32), kl_divergence=kl, engine="opentsne",
-                          reason=reason, kl_history=history)
+                          kl_history=history)

@@ -10,6 +10,7 @@ from sklearn.decomposition import PCA
 logger = logging.getLogger("tsne_dist")
 
 INIT_STD = 1e-4
+INITIALIZATIONS = ("pca", "random")
 
 
 def random_init(n_items: int, seed: int) -> np.ndarray:
@@ -48,3 +49,31 @@ def pca_init(vectors: np.ndarray, seed: int) -> np.ndarray:
         logger.info("the vectors have no spread along two directions; using random init")
         return random_init(n_items, seed)
     return layout / scale * INIT_STD
+
+
+def initial_layout(initialization: str, n_items: int, seed: int, vectors: np.ndarray | None = None) -> np.ndarray:
+    """The (N, 2) starting layout for a resolved ``initialization``.
+
+    Parameters
+    ----------
+    initialization : str
+        ``pca`` (needs ``vectors``) or ``random``.
+    n_items : int
+        Items to place.
+    seed : int
+        Seed.
+    vectors : np.ndarray, optional
+        (N, D) vectors for ``pca``.
+
+    Raises
+    ------
+    ValueError
+        For ``pca`` without vectors, or an unknown initialization.
+    """
+    if initialization == "pca":
+        if vectors is None:
+            raise ValueError("initialization 'pca' needs the vectors")
+        return pca_init(vectors, seed)
+    if initialization == "random":
+        return random_init(n_items, seed)
+    raise ValueError(f"initialization must be one of {', '.join(INITIALIZATIONS)}, got {initialization!r}")

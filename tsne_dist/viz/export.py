@@ -137,17 +137,17 @@ def _read_layout(out: str, layout_file: str) -> pd.DataFrame:
 
 def _read_knn(out: str, n_items: int) -> tuple[np.ndarray | None, np.ndarray | None]:
     """The run's kNN indices and distances from ``run.zarr/knn`` (None when absent)."""
-    import zarr
-
-    from ..store import STORE_NAME
+    from ..store import RunStore
 
     try:
-        group = zarr.open_group(os.path.join(out, STORE_NAME), mode="r")["knn"]
-    except (FileNotFoundError, KeyError, ValueError) as exc:
+        store = RunStore.open(out)
+        if not store.has("knn", "indices"):
+            raise KeyError("knn/indices")
+    except (StoreError, KeyError) as exc:
         logger.warning("viewer: no kNN graph in the run store (%s); the click view will be empty", exc)
         return None, None
-    indices = group["indices"][...] if "indices" in group else None
-    distances = group["distances"][...] if "distances" in group else None
+    indices = store.read("knn", "indices")
+    distances = store.read("knn", "distances") if store.has("knn", "distances") else None
     if indices is not None and indices.shape[0] != n_items:
         logger.warning("viewer: kNN graph has %d rows for %d items; not exported", indices.shape[0], n_items)
         return None, None

@@ -1,4 +1,4 @@
-"""Reading back what a run holds: stages done, parameters, timings, metrics."""
+"""Reading back what a run holds: stages done, settings asked for and resolved, metrics."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-import zarr
+import numpy as np
 
-from .errors import StoreError
-from .outputs import METRICS_FILE
-from .store import MARKER_KEY, STORE_NAME
+from ..outputs import METRICS_FILE
+from ..store import RunStore
+
+RESOLVED_SHOWN = ("engine", "knn", "initialization", "learning_rate")
 
 
 @dataclass
@@ -25,7 +26,10 @@ class RunInfo:
     version : str
         tsne_dist version that last wrote the store.
     config : dict
-        The config of the last run.
+        The settings as asked for in the last run.
+    resolved : dict
+        What the plan resolved them to (``engine``, ``knn``, ``initialization``,
+        ``learning_rate``: requested, value, reason; ``k``, ``n_items``, ``n_dims``).
     stages : dict
         Stage name -> marker (None when started but not done).
     metrics : dict or None
@@ -35,14 +39,21 @@ class RunInfo:
     out: str
     version: str
     config: dict[str, Any]
+    resolved: dict[str, Any]
     stages: dict[str, dict[str, Any] | None]
     metrics: dict[str, Any] | None
+    store: RunStore
 
-    def layout(self):
-        """The (N, 2) layout array, or None before the layout stage is done."""
+    def layout(self) -> np.ndarray | None:
+        """The (N, 2) float32 layout, or None before the layout stage is done."""
         if not self.stages.get("layout"):
             return None
-        return zarr.open_group(os.path.join(self.out, STORE_NAME), mode="r")["layout"]["layout"][...]
+        return self.store.read("layout", "layout")
+
+    def as_dict(self) -> dict[str, Any]:
+        """Everything but the store handle (for ``info --json``)."""
+        return {"out": self.out, "version": self.version, "config": self.config, "resolved": self.resolved,
+                "stages": self.stages, "metrics": self.metrics}
 
 
 def open_run(out: str) -> RunInfo:
@@ -53,21 +64,16 @@ def open_run(out: str) -> RunInfo:
     StoreError
         When ``out`` holds no run store.
     """
-    path = os.path.join(out, STORE_NAME)
-    if not os.path.isdir(path):
-        raise StoreError(f"{out} holds no tsne_dist run ({STORE_NAME} is missing)", "pass the --out folder of a run")
-    root = zarr.open_group(path, mode="r")
-    attrs = root.attrs.asdict()
-    stages = {}
-    for name in root.group_keys():
-        stages[name] = root[name].attrs.asdict().get(MARKER_KEY)
-    metrics_path = os.path.join(out, METRICS_FILE)
+    store = RunStore.open(out)
+    attrs = store.run_attrs()
+    stages = {name: store.marker(name) for name in store.stages()}
+    metrics_path = os.path.join(store.location, METRICS_FILE)
     metrics = None
     if os.path.exists(metrics_path):
         with open(metrics_path) as handle:
             metrics = json.load(handle)
     return RunInfo(out=out, version=attrs.get("tsne_dist_version", "?"), config=attrs.get("config", {}),
-                   stages=stages, metrics=metrics)
+                   resolved=attrs.get("resolved", {}), stages=stages, metrics=metrics, store=store)
 
 
 def describe(info: RunInfo) -> str:
@@ -75,23 +81,29 @@ def describe(info: RunInfo) -> str:
     lines = [f"run in {info.out} (tsne_dist {info.version})"]
     config = info.config
     source = config.get("vectors") if config.get("vectors") is not None else config.get("interactions")
-    lines.append(f"input: {source}  perplexity {config.get('perplexity')}  seed {config.get('seed')}")
+    lines.append(f"input: {source}  perplexity {config.get('perplexity')}  k {info.resolved.get('k', '?')}  "
+                 f"seed {config.get('seed')}")
+    lines.append("choices (asked -> ran, why):")
+    for name in RESOLVED_SHOWN:
+        choice = info.resolved.get(name)
+        if choice:
+            lines.append(f"  {name:<15} {choice['requested']} -> {choice['value']}  ({choice['reason']})")
     lines.append("stages:")
     order = ["vectors", "knn", "affinities", "layout", "metrics"]
     if config.get("interactions") is not None:  # the co-occurrence path; vectors only with embed_dim
         order = ["items", "cooccurrence"] + order[int(config.get("embed_dim") is None):]
     for name in order + sorted(set(info.stages) - set(order) - {"items"}):
         if name not in info.stages:
-            lines.append(f"  {name:<11} not started")
+            lines.append(f"  {name:<12} not started")
             continue
         marker = info.stages[name]
         if marker is None:
-            lines.append(f"  {name:<11} NOT DONE (interrupted; the next run redoes it)")
+            lines.append(f"  {name:<12} NOT DONE (interrupted; the next run redoes it)")
             continue
         params = ", ".join(f"{key}={value}" for key, value in marker.get("params", {}).items()
                            if not isinstance(value, dict))
-        lines.append(f"  {name:<11} done in {marker.get('seconds', 0):8.2f} s, peak {marker.get('peak_memory_mb', 0):7.0f} MB"
-                     f"  {params}")
+        lines.append(f"  {name:<12} done in {marker.get('seconds', 0):8.2f} s, peak "
+                     f"{marker.get('peak_memory_mb', 0):7.0f} MB  {params}")
     if info.metrics:
         metrics = info.metrics
         keys = ["n_items", "knn_recall@10", "trustworthiness@10", "silhouette_2d", "silhouette_hd",

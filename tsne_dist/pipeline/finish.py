@@ -1,0 +1,106 @@
+"""The end of a run: layout.parquet, map.png, metrics.json and viewer/, and the Result."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..outputs import layout_table, write_layout, write_map, write_metrics
+from ..version import __version__
+from .runner import StageRunner
+
+logger = logging.getLogger("tsne_dist")
+
+STAGE_ORDER = ("items", "cooccurrence", "vectors", "knn", "affinities", "layout", "metrics")
+
+
+@dataclass
+class Result:
+    """What a run produced.
+
+    Attributes
+    ----------
+    out : str
+        Output folder.
+    layout : pd.DataFrame
+        ``id, x, y`` and metadata columns (as in ``layout.parquet``).
+    metrics : dict
+        As in ``metrics.json``.
+    stages_run, stages_skipped : list of str
+        Stages computed by this call, and those found already done.
+    """
+
+    out: str
+    layout: pd.DataFrame
+    metrics: dict[str, Any]
+    stages_run: list[str] = field(default_factory=list)
+    stages_skipped: list[str] = field(default_factory=list)
+
+
+def write_outputs(runner: StageRunner, ids: np.ndarray, metadata: pd.DataFrame | None) -> Result:
+    """Write the run's files from its finished stages and return the :class:`Result`."""
+    config, store, out = runner.config, runner.store, runner.plan.out
+    layout = store.read("layout", "layout")
+    with runner.timings.stage("outputs"):
+        table = layout_table(ids, layout, metadata)
+        write_layout(out, table)
+        values = metadata[config.color_by] if (metadata is not None and config.color_by) else None
+        title = f"t-SNE of {len(ids):,} items" + (f", coloured by {config.color_by}" if config.color_by else "")
+        write_map(out, layout, values, title, config.top_categories)
+    metrics = metrics_document(runner, len(ids))
+    write_metrics(out, metrics)
+    _export_viewer(out)
+    logger.info("map written to %s (recall@10 %.3f, trustworthiness@10 %.3f)", out,
+                metrics["knn_recall@10"], metrics["trustworthiness@10"])
+    return Result(out=out, layout=table, metrics=metrics, stages_run=runner.stages_run,
+                  stages_skipped=runner.stages_skipped)
+
+
+def _export_viewer(out: str) -> None:
+    """Write OUT/viewer/ (the browser map); only warn when the bundle was not built into this install."""
+    from ..viz.export import bundle_available, export_viewer
+
+    if not bundle_available():
+        logger.warning("viewer not written: its bundle is not installed (reinstall tsne-dist with npm on PATH)")
+        return
+    export_viewer(out)
+
+
+def metrics_document(runner: StageRunner, n_items: int) -> dict[str, Any]:
+    """The content of ``metrics.json``: figures, what ran, timings and memory by stage."""
+    store, plan = runner.store, runner.plan
+    names = [name for name in STAGE_ORDER if store.marker(name)]
+    markers = {name: store.marker(name) for name in names}
+    timings = {name: markers[name].get("seconds") for name in names}
+    timings["outputs"] = runner.timings.seconds.get("outputs")
+    memory = {name: markers[name].get("peak_memory_mb") for name in names}
+    memory["outputs"] = runner.timings.peak_memory_mb.get("outputs")
+    figures = store.attrs("metrics")["figures"]
+    layout_attrs = store.attrs("layout")
+    return {
+        "n_items": n_items,
+        "n_dims": markers.get("vectors", {}).get("n_dims"),
+        "knn_recall@10": figures["knn_recall@10"],
+        "trustworthiness@10": figures["trustworthiness@10"],
+        **{key: figures[key] for key in ("silhouette_2d", "silhouette_hd") if key in figures},
+        "kl_divergence": layout_attrs.get("kl_divergence"),
+        "engine": layout_attrs.get("engine"),
+        "knn_backend": markers["knn"].get("params", {}).get("backend"),
+        "knn_graph_recall": markers["knn"].get("graph_recall", 1.0),
+        "perplexity": runner.config.perplexity,
+        "n_neighbors": plan.k,
+        "initialization": plan.choice("initialization"),
+        "learning_rate": plan.choice("learning_rate"),
+        "metrics_sample": figures["metrics_sample"],
+        "collapse": figures["collapse"],
+        "warnings": store.attrs("metrics").get("warnings", []),
+        "timings": timings,
+        "peak_memory_mb": memory,
+        "stages_run": runner.stages_run,
+        "stages_skipped": runner.stages_skipped,
+        "tsne_dist_version": __version__,
+    }

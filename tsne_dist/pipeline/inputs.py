@@ -1,0 +1,61 @@
+"""Reading a run's inputs for the pipeline: vectors with ids, and the metadata table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..config import Config
+from ..errors import ConfigError
+from ..io.sources import source_name
+from ..io.tables import check_columns, check_ids, join_metadata, read_ids, read_table
+from ..io.vectors import check_vectors, read_vectors
+
+
+def read_vector_inputs(config: Config) -> tuple[np.ndarray, np.ndarray]:
+    """The checked (N, D) float32 vectors and their N ids; nothing is written.
+
+    Raises
+    ------
+    InputError
+        For unreadable or invalid vectors or ids.
+    """
+    raw, file_ids = read_vectors(config.vectors, config.vector_col, config.id_col)
+    vectors = check_vectors(raw, source_name(config.vectors))
+    ids_source = config.ids if config.ids is not None else config.vectors
+    ids = check_ids(read_ids(config.ids, config.id_col) if config.ids is not None else file_ids, len(vectors),
+                    source_name(ids_source))
+    return vectors, ids
+
+
+def metadata_table(config: Config) -> pd.DataFrame | None:
+    """The metadata table with its id column and requested columns checked (not yet joined).
+
+    Raises
+    ------
+    ConfigError
+        When the id column or a requested column (``color_by``, ``label``) is missing.
+    """
+    requested = {"color_by": config.color_by, "label": config.label}
+    if config.metadata is None:
+        check_columns(None, requested)
+        return None
+    table = read_table(config.metadata, "metadata file")
+    if config.id_col not in table.columns:
+        raise ConfigError(f"metadata {source_name(config.metadata)} has no id column {config.id_col!r} "
+                          f"(columns: {', '.join(map(str, table.columns))})", "pass `id_col` NAME")
+    check_columns(table.drop(columns=[config.id_col]), requested)
+    return table
+
+
+def joined_metadata(config: Config, ids: np.ndarray, table: pd.DataFrame | None) -> pd.DataFrame | None:
+    """One metadata row per item, in item order (None without metadata).
+
+    Raises
+    ------
+    InputError
+        When items have no row, or ids match more than one row.
+    """
+    if table is None:
+        return None
+    return join_metadata(ids, table, config.id_col, source_name(config.metadata))

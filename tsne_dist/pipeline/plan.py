@@ -1,0 +1,218 @@
+"""The run plan: the request checked once and every choice resolved once.
+
+:func:`make_plan` coerces and checks the settings, the output location, the inputs'
+existence and the requested engine and kNN backend, before anything is written.
+Choices that depend on the data's size (engine, kNN backend, initialization,
+learning rates) are resolved by :meth:`Plan.for_items` as soon as N and D are known,
+each with its reason. Stages read choices from the plan only; the store keeps
+them beside the request, and fingerprints hash what actually runs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..config import Config, build_config, read_config_file
+from ..errors import StoreError
+from ..io.sources import is_in_memory, require_exists
+from ..neighbors import choose_backend, gpu_free_bytes
+from ..neighbors.gpu import rapids_search
+from ..store import is_url
+from ..tsne import Schedule, choose_engine
+
+VECTORS, INTERACTIONS = "vectors", "interactions"
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A resolved choice: what was asked, what runs, and why."""
+
+    requested: Any
+    value: Any
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"requested": self.requested, "value": self.value, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything a run will do, decided before it does it.
+
+    Attributes
+    ----------
+    config : Config
+        The validated request (not changed by resolution).
+    out : str
+        Output location (absolute path, or URL).
+    path : str
+        ``vectors`` or ``interactions``.
+    identity : dict
+        What makes two runs of one store comparable (the input's source).
+    k : int
+        Neighbours per item.
+    schedule : Schedule
+        The optimiser schedule as requested (learning rate maybe ``auto``).
+    n_items, n_dims : int, optional
+        Size of what is mapped, once known (``n_dims`` is None on the similarity graph).
+    choices : dict
+        ``engine``, ``knn``, ``initialization``, ``learning_rate`` :class:`Choice`
+        once :meth:`for_items` has run.
+    """
+
+    config: Config
+    out: str
+    path: str
+    identity: dict[str, Any]
+    k: int
+    schedule: Schedule
+    n_items: int | None = None
+    n_dims: int | None = None
+    choices: dict[str, Choice] = field(default_factory=dict)
+
+    @property
+    def has_vectors(self) -> bool:
+        """True when vectors are mapped (the vector path, or interactions with ``embed_dim``)."""
+        return self.path == VECTORS or self.config.embed_dim is not None
+
+    def for_items(self, n_items: int, n_dims: int | None) -> "Plan":
+        """This plan with the size-dependent choices resolved for N items of D dimensions.
+
+        ``n_dims`` is None when the kNN graph comes from the co-occurrence
+        similarity (no vectors).
+        """
+        config = self.config
+        engine, engine_reason = choose_engine(config.engine, n_items)
+        if n_dims is None:
+            knn = Choice(config.knn, f"cooccurrence-{config.similarity}",
+                         f"similarity top-k on the co-occurrence matrix ({config.similarity})")
+        else:
+            backend, reason = choose_backend(config.knn, n_items, n_dims, gpu_free_bytes=gpu_free_bytes())
+            knn = Choice(config.knn, backend, reason)
+        if n_dims is None and config.initialization == "pca":
+            initialization = Choice("pca", "random", "no vectors for PCA on the similarity graph")
+        else:
+            initialization = Choice(config.initialization, config.initialization, "requested")
+        rates = [round(phase.learning_rate, 6) for phase in self.schedule.phases(n_items)]
+        learning_rate = Choice(config.learning_rate, rates,
+                               "max(N / exaggeration, 50) per phase" if config.learning_rate == "auto"
+                               else "requested")
+        choices = {"engine": Choice(config.engine, engine, engine_reason), "knn": knn,
+                   "initialization": initialization, "learning_rate": learning_rate}
+        return replace(self, n_items=n_items, n_dims=n_dims, choices=choices)
+
+    def choice(self, name: str) -> Any:
+        """The resolved value of ``engine``, ``knn``, ``initialization`` or ``learning_rate``.
+
+        Raises
+        ------
+        RuntimeError
+            Before :meth:`for_items`.
+        """
+        if name not in self.choices:
+            raise RuntimeError(f"{name} is resolved once the item count is known (Plan.for_items)")
+        return self.choices[name].value
+
+    def resolved(self) -> dict[str, Any]:
+        """The resolved choices (for the store and ``info``): name -> requested, value, reason."""
+        return {"k": self.k, "n_items": self.n_items, "n_dims": self.n_dims,
+                **{name: choice.as_dict() for name, choice in self.choices.items()}}
+
+
+def coerce_config(config: Config | dict[str, Any] | str) -> Config:
+    """A validated Config from a Config, a dict of settings, or a config file path.
+
+    In-memory inputs are normalised: ids given as a list, tuple or Series become
+    an array, and vectors given as a DataFrame become its array of values.
+
+    Raises
+    ------
+    ConfigError
+        For bad settings; TypeError for anything that is not a config.
+    """
+    if isinstance(config, str):
+        config = build_config(read_config_file(config))
+    elif isinstance(config, dict):
+        config = build_config(config)
+    elif not isinstance(config, Config):
+        raise TypeError(f"config must be a Config, dict or file path, not {type(config).__name__}")
+    if isinstance(config.vectors, pd.DataFrame):
+        config.vectors = config.vectors.to_numpy()
+    elif isinstance(config.vectors, (list, tuple)):
+        config.vectors = np.asarray(config.vectors)
+    if isinstance(config.ids, (list, tuple, pd.Series, pd.Index)):
+        config.ids = np.asarray(config.ids)
+    return config.validate()
+
+
+def make_plan(config: Config | dict[str, Any] | str) -> Plan:
+    """Check a run's request and resolve what can be resolved before reading data.
+
+    Parameters
+    ----------
+    config : Config, dict or str
+        Settings, or a YAML/TOML path.
+
+    Returns
+    -------
+    Plan
+        Without size-dependent choices (see :meth:`Plan.for_items`).
+
+    Raises
+    ------
+    tsne_dist.errors.UserError
+        For bad settings, a missing input, an output location that cannot be
+        used, or an engine / kNN backend that cannot run here.
+    """
+    config = coerce_config(config)
+    out = _output_location(config.out)
+    path = INTERACTIONS if config.interactions is not None else VECTORS
+    _require_inputs(config, path)
+    choose_engine(config.engine)  # e.g. engine cupy without a GPU fails before any work
+    if config.knn == "cuml" and path == VECTORS:
+        rapids_search()  # knn cuml without cuML or cuVS fails before any work
+    schedule = Schedule(**{name: getattr(config, name) for name in Schedule.names()})
+    return Plan(config=config, out=out, path=path, identity=_identity(config), k=config.k, schedule=schedule)
+
+
+def _output_location(out: str) -> str:
+    if is_url(out):
+        protocol = out.split("://", 1)[0]
+        if protocol != "file":
+            raise StoreError(f"output location {out} is on {protocol}://, and outputs are written to local "
+                             "folders only in this version", "pass a local folder as `out`")
+        out = out.split("://", 1)[1]
+    return os.path.abspath(out)
+
+
+def _require_inputs(config: Config, path: str) -> None:
+    if path == VECTORS:
+        require_exists(config.vectors, "vectors file")
+    elif isinstance(config.interactions, str) and not any(char in config.interactions for char in "*?["):
+        require_exists(config.interactions, "interactions file")
+    for source, what in ((config.ids, "ids file"), (config.metadata, "metadata file")):
+        if source is not None and not is_in_memory(source):
+            require_exists(source, what)
+
+
+def _identity(config: Config) -> dict[str, Any]:
+    """What makes two runs comparable: the vectors' (or interactions') source."""
+    identity = {"vectors": _normalise_source(config.vectors)}
+    if config.interactions is not None:
+        source = config.interactions
+        identity["interactions"] = _normalise_source(source) if isinstance(source, str) else "in-memory"
+    return identity
+
+
+def _normalise_source(source: object) -> str | None:
+    if is_in_memory(source):
+        return "in-memory"
+    if source is None or "://" in source:
+        return source
+    return os.path.abspath(source)
+

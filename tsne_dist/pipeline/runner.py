@@ -1,0 +1,133 @@
+"""Running stages: fingerprint, skip what is done, time, mark.
+
+Stages never call each other. Each reads what earlier stages stored, writes one
+group of the run store, then its marker. A stage's fingerprint hashes its
+parameters and its upstream fingerprints, so a changed parameter recomputes that
+stage and everything after it, and a finished stage with the same fingerprint is
+skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import zarr
+
+from ..io.sources import source_name
+from ..outputs import prepare_out_dir, remove_outputs
+from ..progress import StageTimings
+from ..store import RunStore, fingerprint
+from ..version import __version__
+from .plan import Plan
+
+logger = logging.getLogger("tsne_dist")
+
+Compute = Callable[[zarr.Group], "dict[str, Any] | None"]
+
+
+class StageRunner:
+    """One run: its plan, its store, the fingerprints so far, and the timings.
+
+    Parameters
+    ----------
+    plan : Plan
+        The checked request.
+    store : RunStore
+        The run's store, open for writing.
+    """
+
+    def __init__(self, plan: Plan, store: RunStore) -> None:
+        self.plan = plan
+        self.store = store
+        self.timings = StageTimings()
+        self.fingerprints: dict[str, str] = {}
+        self.stages_run: list[str] = []
+        self.stages_skipped: list[str] = []
+
+    @property
+    def config(self):
+        """The request (read-only by convention)."""
+        return self.plan.config
+
+    def resolve(self, n_items: int, n_dims: int | None) -> None:
+        """Resolve the plan's size-dependent choices and record them in the store."""
+        self.plan = self.plan.for_items(n_items, n_dims)
+        for name, choice in self.plan.choices.items():
+            if choice.requested != choice.value:
+                logger.info("%s: %s -> %s (%s)", name, choice.requested, choice.value, choice.reason)
+        self.store.record_resolved(self.plan.resolved())
+
+    def stage(self, name: str, params: dict[str, Any], upstream: tuple[str, ...], compute: Compute) -> bool:
+        """Run ``compute(group)`` unless the stage is done with this fingerprint.
+
+        Parameters
+        ----------
+        name : str
+            Stage (and store group) name.
+        params : dict
+            What the stage's result depends on (resolved choices, not requests).
+        upstream : tuple of str
+            Stages whose fingerprints this one's includes.
+        compute : callable
+            Writes the stage's arrays into the fresh group; returns extra marker fields.
+
+        Returns
+        -------
+        bool
+            True when the stage ran, False when it was skipped.
+        """
+        stage_fp = fingerprint(name, params, [self.fingerprints[up] for up in upstream])
+        self.fingerprints[name] = stage_fp
+        if self.store.is_done(name, stage_fp):
+            logger.info("stage %s: already done with these settings, skipped", name)
+            self.stages_skipped.append(name)
+            return False
+        start = time.perf_counter()
+        with self.timings.stage(name):
+            extra = compute(self.store.begin(name)) or {}
+        self.store.finish(name, stage_fp, params, time.perf_counter() - start,
+                          {"peak_memory_mb": self.timings.peak_memory_mb[name], **extra})
+        self.stages_run.append(name)
+        return True
+
+
+def check_location(plan: Plan) -> bool:
+    """Create the output folder, prove it writable and check the store there can be used.
+
+    Returns
+    -------
+    bool
+        True when an existing store will be replaced (``overwrite``, or an
+        unfinished store of other input).
+
+    Raises
+    ------
+    StoreError
+        When the folder cannot be written, or holds a store that is not ours or
+        of other input (without ``overwrite``). Nothing is written to the store.
+    """
+    prepare_out_dir(plan.out)
+    logger.info("tsne_dist %s: run in %s (%s %s)", __version__, plan.out, plan.path,
+                source_name(plan.config.vectors if plan.path == "vectors" else plan.config.interactions))
+    return RunStore(plan.out).check_reusable(plan.identity, plan.config.overwrite)
+
+
+def stored_marker(plan: Plan, stage: str) -> dict[str, Any] | None:
+    """The marker of ``stage`` in the store at the plan's location, read-only (None if absent)."""
+    store = RunStore(plan.out)
+    return RunStore.open(plan.out).marker(stage) if store.exists() else None
+
+
+def start_runner(plan: Plan) -> StageRunner:
+    """Open the run store for writing (replacing it if needed) and return the runner.
+
+    With ``overwrite``, our earlier outputs (layout.parquet, map.png,
+    metrics.json, viewer/) are removed first.
+    """
+    store = RunStore.for_run(plan.out, plan.identity, plan.config.to_dict(), overwrite=plan.config.overwrite)
+    if plan.config.overwrite:
+        remove_outputs(plan.out)
+    return StageRunner(plan, store)
