@@ -1,0 +1,92 @@
+"""The run plan resolves each choice once; the store, fingerprints and info record what ran."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import tsne_dist.tsne.engine
+from tsne_dist.errors import StoreError
+from tsne_dist.pipeline import make_plan, open_run
+from tsne_dist.pipeline.info import describe
+from tsne_dist.store import RunStore
+from conftest import FAST, read_metrics, run_cli
+
+
+def test_an_auto_engine_that_resolves_differently_recomputes_the_layout(tmp_path, capsys, catalog_files,
+                                                                        monkeypatch):
+    out = str(tmp_path / "o")
+    args = ["run", "--vectors", catalog_files["vectors"], "--out", out, "--engine", "auto", *FAST]
+    assert run_cli(capsys, *args)[0] == 0
+    store = RunStore.open(out)
+    assert store.marker("layout")["params"]["engine"] == "opentsne"  # 600 items: below the numpy engine's size
+    assert store.marker("knn")["params"]["backend"] == "bruteforce"
+    resolved = store.run_attrs()["resolved"]
+    assert resolved["engine"]["requested"] == "auto" and resolved["engine"]["value"] == "opentsne"
+    assert "below 10,000 items" in resolved["engine"]["reason"]
+    assert resolved["knn"]["value"] == "bruteforce" and resolved["k"] == 30
+    assert resolved["learning_rate"]["value"] == [50.0, 600.0]  # max(N / exaggeration, 50) per phase
+    assert store.run_attrs()["config"]["engine"] == "auto"  # the request is kept as asked
+    assert read_metrics(out)["engine"] == "opentsne"
+
+    monkeypatch.setattr(tsne_dist.tsne.engine, "NUMPY_ENGINE_MIN_ITEMS", 100)
+    code, _, err = run_cli(capsys, *args)
+    assert code == 0, err
+    metrics = read_metrics(out)
+    assert metrics["stages_run"] == ["layout", "metrics"]
+    assert metrics["stages_skipped"] == ["vectors", "knn", "affinities"]
+    assert metrics["engine"] == "numpy"
+    assert RunStore.open(out).marker("layout")["params"]["engine"] == "numpy"
+
+    code, text, _ = run_cli(capsys, "info", out)
+    assert "engine          auto -> numpy  (no usable GPU; our FFT engine is the faster CPU engine" in text
+    assert "knn             auto -> bruteforce" in text
+    code, text, _ = run_cli(capsys, "info", out, "--json")
+    info = json.loads(text)
+    assert info["resolved"]["engine"]["value"] == "numpy" and info["config"]["engine"] == "auto"
+
+
+def test_the_plan_resolves_the_interactions_path_without_vectors(tmp_path):
+    plan = make_plan({"interactions": str(tmp_path), "out": str(tmp_path / "o"), "perplexity": 5})
+    assert plan.path == "interactions" and plan.k == 15 and not plan.has_vectors
+    with pytest.raises(RuntimeError, match="for_items"):
+        plan.choice("engine")
+    resolved = plan.for_items(400, None)
+    assert resolved.choice("initialization") == "random"  # no vectors for PCA
+    assert resolved.choices["initialization"].requested == "pca"
+    assert resolved.choice("knn") == "cooccurrence-cosine"
+    assert resolved.choice("engine") == "opentsne"
+    assert plan.choices == {}  # the plan is immutable: for_items returns a new one
+    with_vectors = make_plan({"interactions": str(tmp_path), "out": str(tmp_path / "o"), "embed_dim": 8})
+    assert with_vectors.for_items(400, 8).choice("initialization") == "pca"
+    assert with_vectors.for_items(400, 8).choice("knn") == "bruteforce"
+
+
+def test_info_shows_the_initialization_that_ran_on_the_interactions_path(tmp_path, capsys):
+    from tsne_dist.datasets import synthetic_interactions
+
+    import pandas as pd
+
+    _, parts = synthetic_interactions(400, 300, 6000, n_categories=4, seed=0)
+    path = tmp_path / "log.parquet"
+    pd.concat(list(parts)).to_parquet(path, index=False)
+    out = str(tmp_path / "o")
+    code, _, err = run_cli(capsys, "run", "--interactions", str(path), "--collection-col", "user",
+                           "--item-col", "item", "--min-count", "2", "--out", out, *FAST)
+    assert code == 0, err
+    assert "initialization: pca -> random (no vectors for PCA on the similarity graph)" in err
+    text = describe(open_run(out))
+    assert "initialization  pca -> random" in text
+    assert RunStore.open(out).marker("layout")["params"]["initialization"] == "random"
+    assert read_metrics(out)["initialization"] == "random"
+
+
+def test_an_output_url_we_cannot_write_is_refused_not_made_a_local_folder(tmp_path, capsys, catalog_files,
+                                                                          monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(capsys, "run", "--vectors", catalog_files["vectors"], "--out", "s3://bucket/maps/a")
+    assert code == 2 and "s3://bucket/maps/a" in err and "local folder" in err
+    assert not (tmp_path / "s3:").exists()
+    with pytest.raises(StoreError, match="holds no tsne_dist run"):
+        open_run(str(tmp_path / "nothing"))
