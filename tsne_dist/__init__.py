@@ -1,10 +1,14 @@
 """tsne_dist: trustworthy t-SNE maps of large item catalogs."""
 
-from .config import Config
-from .errors import ConfigError, InputError, StoreError, UserError
-from .estimator import TSNE
-from .pipeline import Result, open_run, run
-from .version import __version__
+from .jit import configure_numba_cache
+
+configure_numba_cache()  # before any module defines a cached numba function
+
+from .config import Config  # noqa: E402
+from .errors import ConfigError, InputError, StoreError, UserError  # noqa: E402
+from .estimator import TSNE  # noqa: E402
+from .pipeline import Result, open_run, run  # noqa: E402
+from .version import __version__  # noqa: E402
 
 __all__ = ["Config", "ConfigError", "InputError", "Result", "StoreError", "TSNE", "UserError", "__version__",
            "open_run", "run"]

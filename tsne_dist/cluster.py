@@ -47,7 +47,7 @@ def dask_client(spec: str = "local", n_workers: int | None = None, *,
         client = Client(spec, timeout=connect_timeout)
     except (OSError, TimeoutError) as exc:
         raise ConfigError(f"cannot reach the Dask scheduler at {spec} ({exc})",
-                          "start it (dask scheduler) or pass --cluster local") from None
+                          "start it (dask scheduler) or set `cluster` to local") from None
     with client:
         logger.info("Dask: scheduler %s with %d workers; dashboard %s", spec,
                     len(client.scheduler_info()["workers"]), client.dashboard_link)

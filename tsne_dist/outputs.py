@@ -34,14 +34,14 @@ def prepare_out_dir(out: str) -> str:
     """
     path = os.path.abspath(out)
     if os.path.exists(path) and not os.path.isdir(path):
-        raise StoreError(f"output path {out} exists and is not a folder", "pass --out with a folder path")
+        raise StoreError(f"output path {out} exists and is not a folder", "set `out` to a folder path")
     try:
         os.makedirs(path, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path, prefix=".write-check-"):
             pass
     except OSError as exc:
         raise StoreError(f"cannot write to output folder {out} ({exc.strerror or exc})",
-                         "choose a folder you can write to with --out") from None
+                         "set `out` to a folder you can write to") from None
     return path
 
 

@@ -33,7 +33,7 @@ from .finish import Result, write_outputs
 from .inputs import joined_metadata, metadata_table
 from .plan import Plan
 from .runner import StageRunner, check_location, start_runner
-from .shared_stages import affinity_stage, knn_stage, layout_stage, metrics_stage
+from .shared_stages import knn_stage, map_from_neighbours
 
 logger = logging.getLogger("tsne_dist")
 
@@ -96,9 +96,7 @@ def run_interactions(plan: Plan) -> Result:
     else:
         runner.resolve(len(ids), None)
         similarity_stage(runner)
-    affinity_stage(runner)
-    layout_stage(runner)
-    metrics_stage(runner, metadata)
+    map_from_neighbours(runner, metadata)
     return write_outputs(runner, ids, metadata)
 
 

@@ -86,6 +86,13 @@ def layout_stage(runner: StageRunner) -> None:
     runner.stage("layout", params, ("affinities",), compute)
 
 
+def map_from_neighbours(runner: StageRunner, metadata: pd.DataFrame | None) -> None:
+    """The stages after ``knn`` on both paths: affinities, layout, metrics."""
+    affinity_stage(runner)
+    layout_stage(runner)
+    metrics_stage(runner, metadata)
+
+
 def metrics_stage(runner: StageRunner, metadata: pd.DataFrame | None) -> None:
     """``metrics``: neighbour recall, trustworthiness, silhouettes and warnings.
 

@@ -15,7 +15,7 @@ from .finish import Result, write_outputs
 from .inputs import joined_metadata, metadata_table, read_vector_inputs
 from .plan import Plan
 from .runner import StageRunner, check_location, start_runner, stored_marker
-from .shared_stages import affinity_stage, knn_stage, layout_stage, metrics_stage
+from .shared_stages import knn_stage, map_from_neighbours
 
 logger = logging.getLogger("tsne_dist")
 
@@ -40,9 +40,7 @@ def run_vectors(plan: Plan) -> Result:
     runner.resolve(n_items, n_dims)
     vectors_stage(runner, params, inputs)
     knn_stage(runner)
-    affinity_stage(runner)
-    layout_stage(runner)
-    metrics_stage(runner, metadata)
+    map_from_neighbours(runner, metadata)
     return write_outputs(runner, ids, metadata)
 
 
