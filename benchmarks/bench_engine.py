@@ -51,8 +51,9 @@ def prepared(dataset: str, n_items: int, folder: str) -> tuple[np.ndarray, sp.cs
 
 def run_engine(engine: str, P: sp.csr_matrix, init: np.ndarray, n_iter: int) -> tuple[np.ndarray, float, list]:
     """Run ``n_iter`` iterations of openTSNE's schedule; return layout, KL, [(iteration, kl, seconds)]."""
-    from tsne_dist.tsne import Schedule, optimize_layout
+    from tsne_dist.tsne import Schedule, choose_engine, optimize_layout
 
+    engine, _ = choose_engine(engine, P.shape[0])
     schedule = Schedule(n_iter=n_iter, early_exaggeration_iter=min(250, n_iter // 3))
     result = optimize_layout(P, init, schedule, engine=engine)
     return result.layout, result.kl_divergence, result.kl_history

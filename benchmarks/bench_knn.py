@@ -35,11 +35,11 @@ def load(dataset: str, n_items: int, dims: int) -> np.ndarray:
 def warm_up(dims: int) -> None:
     """Compile pynndescent's and our numba code (build, shard query, local join) in this process."""
     from tsne_dist.neighbors import nearest_neighbors
-    from tsne_dist.neighbors.sharded import _build_shard_index, _query_shard
+    from tsne_dist.neighbors.sharded import build_shard_index, query_shard
 
     sample = np.random.default_rng(0).normal(size=(3000, dims)).astype(np.float32)
     nearest_neighbors(sample, 15, backend="pynndescent", seed=0)
-    _query_shard(_build_shard_index(sample, 0, 1500, 15, 0), sample, np.arange(1500, 3000), 0, 15)
+    query_shard(build_shard_index(sample, 0, 1500, 15, 0), sample, np.arange(1500, 3000), 0, 15)
 
 
 def timed_search(mode: str, vectors: np.ndarray, k: int, n_shards: int) -> tuple[np.ndarray, float]:

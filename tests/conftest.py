@@ -41,6 +41,19 @@ def catalog_files(tmp_path, catalog) -> dict[str, str]:
     return paths
 
 
+# Test files that run pynndescent share one test process, in this order: the first compiles it
+# (the numba cache then serves the rest, including the Dask workers that test_sharded starts).
+PYNNDESCENT_FILES = ("test_knn.py", "test_pipeline.py", "test_sharded.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Group tests for pytest-xdist's ``--dist loadgroup``: one group per file, except
+    that the files using pynndescent form one group (see PYNNDESCENT_FILES)."""
+    for item in items:
+        name = item.path.name
+        item.add_marker(pytest.mark.xdist_group("pynndescent" if name in PYNNDESCENT_FILES else name))
+
+
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
     """Run ``tsne-dist`` in-process; return (exit code, stdout, stderr)."""
     code = main(list(argv))

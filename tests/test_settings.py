@@ -12,7 +12,7 @@ import tsne_dist
 from tsne_dist.cli import build_parser
 from tsne_dist.config import Config, build_config, read_config_file
 from tsne_dist.errors import ConfigError
-from tsne_dist.settings import SETTINGS, coerce, flag_text, readme_table
+from tsne_dist.settings import KINDS, SETTINGS, coerce, flag_text, readme_table
 from conftest import run_cli
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -43,7 +43,8 @@ def test_cli_flags_and_help_come_from_the_table(capsys):
     text = " ".join(run.format_help().split())
     for setting in SETTINGS:
         assert " ".join(flag_text(setting.help_line).split()) in text, setting.name
-    assert "(default: 750)" in text and "auto | numpy | cupy | opentsne" in text
+    assert "default: 750" in text and "default: 3 x perplexity" in text and "auto | numpy | cupy | opentsne" in text
+    assert {setting.kind for setting in SETTINGS} <= set(KINDS)
 
 
 def test_config_file_keys_are_the_table(tmp_path):
@@ -89,15 +90,16 @@ def test_values_are_coerced_to_their_type(name, value, expected):
     ("knn", "annoy", "knn must be one of auto, pynndescent, bruteforce, cuml, got 'annoy'"),
     ("metric", "dot", "metric must be one of euclidean, cosine, inner_product"),
     ("similarity", "euclid", "similarity must be one of count, jaccard"),
-    ("seed", -1, "seed must be between 0 and 2**32 - 1"),
-    ("seed", 2**32, "seed must be between 0 and 2**32 - 1"),
-    ("n_jobs", 0, "n_jobs must be -1 (all cores) or a positive count"),
+    ("seed", -1, "seed must be between 0 and 4294967295"),
+    ("seed", 2**32, "seed must be between 0 and 4294967295"),
+    ("n_jobs", 0, "n_jobs must not be 0"),
     ("n_jobs", -2, "n_jobs must be at least -1"),
     ("learning_rate", "fast", "learning_rate must be a number or 'auto'"),
     ("learning_rate", -5, "learning_rate must be a positive number or 'auto'"),
     ("overwrite", "maybe", "overwrite must be true or false"),
     ("cluster", "http://x:1", "cluster must be 'local' or tcp://HOST:PORT"),
     ("id_col", 5, "id_col must be text, got 5"),
+    ("perplexity", None, "perplexity must be set (default 30)"),
     ("metrics_sample", 9, "metrics_sample must be at least 10"),
 ])
 def test_bad_values_are_refused_naming_the_setting(name, value, message):
@@ -129,7 +131,7 @@ def test_the_cli_names_flags_and_the_python_api_names_parameters(tmp_path, capsy
     with pytest.raises(ConfigError) as caught:
         tsne_dist.TSNE(n_iter=100, early_exaggeration_iter=200).fit(np.zeros((50, 3)))
     assert "lower `early_exaggeration_iter` or raise `n_iter`" in str(caught.value)
-    with pytest.raises(ConfigError, match="random_state must be between 0 and 2"):
+    with pytest.raises(ConfigError, match="random_state must be between 0 and 4294967295"):
         tsne_dist.TSNE(random_state=-3).fit(np.zeros((50, 3)))
     assert flag_text("set `initialization` or `n_neighbors`; `not_a_setting` stays") == \
         "set --init or --n-neighbors; `not_a_setting` stays"

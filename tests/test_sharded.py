@@ -15,7 +15,7 @@ from tsne_dist.datasets import synthetic_catalog
 from tsne_dist.errors import ConfigError
 from tsne_dist.neighbors import graph_recall
 from tsne_dist.neighbors.locality import spatial_order
-from tsne_dist.neighbors.sharded import _build_shard_index, _query_shard, sharded_knn
+from tsne_dist.neighbors.sharded import build_shard_index, query_shard, sharded_knn
 from tsne_dist.store import RunStore
 
 from conftest import FAST, read_metrics, run_cli
@@ -82,13 +82,13 @@ def test_query_blocks_hold_neighbouring_rows_and_answers_land_on_their_rows(vect
     assert runs < 400  # the order walks category by category: 221 runs (a random order: about 3,500)
 
     half = len(vectors) // 2
-    index = _build_shard_index(vectors, 0, half, 15, seed=0)
+    index = build_shard_index(vectors, 0, half, 15, seed=0)
     rows = order[order < half][:500]
-    own, own_distances = _query_shard(index, vectors, rows, 0, 15)
+    own, own_distances = query_shard(index, vectors, rows, 0, 15)
     np.testing.assert_array_equal(own[:, 0], rows)  # each row finds itself first
     assert (own_distances[:, 0] == 0).all()
     rows = order[order >= half][:500]
-    others, _ = _query_shard(index, vectors, rows, 0, 15)
+    others, _ = query_shard(index, vectors, rows, 0, 15)
     items, queries = vectors[:half].astype(np.float64), vectors[rows].astype(np.float64)
     squared = (queries ** 2).sum(1)[:, None] - 2 * queries @ items.T + (items ** 2).sum(1)[None, :]
     exact = np.argsort(squared, axis=1, kind="stable")[:, :16]

@@ -33,9 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     for setting in SETTINGS:
         if setting.kind == "bool":
             run.add_argument(setting.cli_flag, dest=setting.name, action="store_true", default=None,
-                             help=setting.help)
+                             help=flag_text(setting.help))
         else:
-            shown = f" (default: {setting.shown_default})" if setting.default is not None else ""
+            shown = _default_note(setting)
             run.add_argument(setting.cli_flag, dest=setting.name, default=None, metavar=setting.name.upper(),
                              help=flag_text(setting.help_line) + shown)
     _add_logging_flags(run)
@@ -57,11 +57,28 @@ def build_parser() -> argparse.ArgumentParser:
                         help="another run's output folder: a second layout, aligned on shared ids, to animate to")
     _add_logging_flags(export)
 
+    warm = commands.add_parser("warm-up", help="compile the numba code once into the cache (for images and CI)")
+    warm.add_argument("--part", choices=("pynndescent", "kernels", "all"), default="all",
+                      help="what to compile (the two parts can run in two processes at once)")
+    _add_logging_flags(warm)
+
+    settings = commands.add_parser("settings", help="print every run setting as a Markdown table (the README's)")
+    _add_logging_flags(settings)
+
     view = commands.add_parser("view", help="serve OUT/viewer/ on 127.0.0.1 and print its URL")
     view.add_argument("out", help="the run's output folder")
     view.add_argument("--port", type=int, default=0, help="TCP port (default: a free one)")
     _add_logging_flags(view)
     return parser
+
+
+def _default_note(setting) -> str:
+    """How ``--help`` ends a flag's line: its default, or that it is required."""
+    if setting.default_text == "required":
+        return " (required)"
+    if setting.default is not None or setting.default_text not in (None, "–"):
+        return f"; default: {setting.shown_default}"
+    return ""
 
 
 def setup_logging(quiet: bool, verbose: bool) -> None:
@@ -116,6 +133,23 @@ def _export_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _warm_up_command(args: argparse.Namespace) -> int:
+    from .jit import configure_numba_cache
+    from .warmup import PARTS, warm_up
+
+    parts = PARTS if args.part == "all" else (args.part,)
+    seconds = {part: warm_up(part) for part in parts}
+    print(f"numba cache {configure_numba_cache()}: " + ", ".join(f"{part} {value:.0f} s" for part, value in seconds.items()))
+    return 0
+
+
+def _settings_command(args: argparse.Namespace) -> int:
+    from .settings import readme_table
+
+    print(readme_table())
+    return 0
+
+
 def _view_command(args: argparse.Namespace) -> int:
     from .viz.server import make_server, serve_until_interrupted, server_url
 
@@ -133,7 +167,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.quiet, args.verbose)
     handlers = {"run": _run_command, "demo": _demo_command, "info": _info_command, "export": _export_command,
-                "view": _view_command}
+                "view": _view_command, "settings": _settings_command,
+                "warm-up": _warm_up_command}
     try:
         return handlers[args.command](args)
     except UserError as exc:

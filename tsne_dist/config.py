@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
-from .settings import SETTINGS, canonical_name, check_schedule, coerce
+from .settings import SETTINGS, canonical_name, check_schedule, coerce, neighbours_for
 
 SOURCE_SETTINGS = tuple(setting.name for setting in SETTINGS if setting.kind == "source")
 
@@ -28,9 +28,7 @@ class _ConfigMethods:
     @property
     def k(self) -> int:
         """Neighbours per item: ``n_neighbors`` or ``3 * perplexity``."""
-        if self.n_neighbors is not None:
-            return int(self.n_neighbors)
-        return int(round(3 * self.perplexity))
+        return neighbours_for(self.perplexity, self.n_neighbors)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of the settings (JSON-serialisable; in-memory data is described)."""

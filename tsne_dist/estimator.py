@@ -9,7 +9,7 @@ import numpy as np
 from .affinity import check_item_count, joint_probabilities
 from .io.vectors import check_vectors
 from .neighbors import choose_backend, gpu_free_bytes, nearest_neighbors
-from .settings import BY_NAME, canonical_name, check_schedule, coerce
+from .settings import BY_NAME, canonical_name, check_schedule, coerce, neighbours_for
 from .tsne import Schedule, choose_engine, initial_layout, optimize_layout
 
 logger = logging.getLogger("tsne_dist")
@@ -104,7 +104,7 @@ class TSNE:
         params = self._checked()
         vectors = check_vectors(X, "X")
         n_items, n_dims = vectors.shape
-        k = params["n_neighbors"] if params["n_neighbors"] is not None else int(round(3 * params["perplexity"]))
+        k = neighbours_for(params["perplexity"], params["n_neighbors"])
         check_item_count(n_items, params["perplexity"], k)
         backend, _ = choose_backend(params["knn"], n_items, n_dims, gpu_free_bytes=gpu_free_bytes())
         engine, _ = choose_engine(params["engine"], n_items)

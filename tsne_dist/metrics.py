@@ -1,7 +1,11 @@
 """How far a map can be trusted, at a cost of O(sample), never O(N^2).
 
-- ``knn_recall@k``: for sampled items, the share of their exact high-D k nearest
-  neighbours that are also among their k nearest neighbours in the map.
+- ``knn_recall@k``: for sampled items, the share of their k nearest map neighbours
+  that are among their true k nearest high-D neighbours, ties included: a map
+  neighbour counts when its high-D distance is at most the query's true k-th
+  neighbour distance (without ties this is the usual overlap of the two top-k
+  sets; with many equal distances, e.g. duplicate rows, any of the equally near
+  items is a correct neighbour).
 - ``trustworthiness@k``: Venna & Kaski's measure, estimated from sampled query
   items with exact high-D ranks over all N items (equals scikit-learn's value
   when every item is sampled).
@@ -22,6 +26,7 @@ from sklearn.metrics import silhouette_score
 
 from .neighbors.metric import prepare_metric
 from .neighbors.bruteforce import squared_distances
+from .neighbors.exact import kth_smallest, tied_hits
 
 logger = logging.getLogger("tsne_dist")
 
@@ -96,21 +101,17 @@ def neighbour_quality(vectors: np.ndarray, layout: np.ndarray, *, k: int = 10, s
         block = queries[start:start + query_block]
         distances = squared_distances(query_data[block], data, sq_norms)
         distances[np.arange(len(block)), block] = np.inf
-        true_neighbours = _smallest_k(distances, k)
         block_map = map_neighbours[start:start + query_block]
-        hits += sum(len(np.intersect1d(t, m, assume_unique=True)) for t, m in zip(true_neighbours, block_map))
         map_distances = np.take_along_axis(distances, block_map, axis=1)
-        ranks = _ranks_below(distances, map_distances) + 1  # 1-based high-D rank of each map neighbour
+        rounding = 1e-9 * ((query_data[block] ** 2).sum(axis=1) + sq_norms.max())  # of the expansion, squared
+        hits += int(tied_hits(map_distances, kth_smallest(distances, k), atol=rounding).sum())
+        # 1-based high-D rank of each map neighbour; items tied with it (within rounding) do not outrank it
+        ranks = _ranks_below(distances, map_distances - rounding[:, None]) + 1
         penalty += np.clip(ranks - k, 0, None).sum()
     n_sampled = len(queries)
     recall = hits / (n_sampled * k)
     trust = 1.0 - 2.0 / (n_sampled * k * (2.0 * n_items - 3.0 * k - 1.0)) * penalty
     return NeighbourQuality(recall=float(recall), trustworthiness=float(trust), n_sampled=n_sampled)
-
-
-def _smallest_k(distances: np.ndarray, k: int) -> np.ndarray:
-    part = np.argpartition(distances, k - 1, axis=1)[:, :k]
-    return np.sort(part, axis=1)
 
 
 def _map_neighbours(layout: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
@@ -121,6 +122,16 @@ def _map_neighbours(layout: np.ndarray, queries: np.ndarray, k: int) -> np.ndarr
     is_self = found == queries[:, None]
     is_self[~is_self.any(axis=1), -1] = True
     return np.sort(found[~is_self].reshape(len(queries), k), axis=1)
+
+
+def duplicate_rows(vectors: np.ndarray) -> int:
+    """How many rows are exact copies of at least one other row (all copies counted).
+
+    Rows are compared by their bytes (a hash per row, then equality of hashes).
+    """
+    rows = np.ascontiguousarray(vectors)
+    keys = pd.util.hash_array(rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel())
+    return int(pd.Series(keys).duplicated(keep=False).sum())
 
 
 def silhouettes(vectors: np.ndarray, layout: np.ndarray, labels: pd.Series, *, sample: int = 5000,

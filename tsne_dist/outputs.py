@@ -45,13 +45,33 @@ def prepare_out_dir(out: str) -> str:
     return path
 
 
+def current_umask() -> int:
+    """The process's umask (read without changing it for longer than one call)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def follow_umask(path: str, directory: bool = False) -> None:
+    """Give ``path`` the mode a newly created file (or folder) would get under the umask.
+
+    Temporary files and folders are private (0600 / 0700); outputs renamed from
+    them must be readable like any other file the user creates.
+    """
+    os.chmod(path, (0o777 if directory else 0o666) & ~current_umask())
+
+
 def write_atomically(path: str, write: Callable[[str], None]) -> None:
-    """Call ``write(tmp_path)`` then rename into ``path``, so no half file is ever seen."""
+    """Call ``write(tmp_path)`` then rename into ``path``, so no half file is ever seen.
+
+    The file gets the mode the umask gives new files.
+    """
     folder, name = os.path.split(path)
     handle, tmp_path = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=f".tmp{os.path.splitext(name)[1]}")
     os.close(handle)
     try:
         write(tmp_path)
+        follow_umask(tmp_path)
         os.replace(tmp_path, path)
     finally:
         if os.path.exists(tmp_path):
@@ -92,7 +112,9 @@ def write_map(out: str, layout: np.ndarray, values: pd.Series | None, title: str
     from .viz.png import render_map
 
     path = os.path.join(out, MAP_FILE)
-    write_atomically(path, lambda tmp: render_map(layout, tmp, values, title=title, top_k=top_k))
+    modes: list[str] = []
+    write_atomically(path, lambda tmp: modes.append(render_map(layout, tmp, values, title=title, top_k=top_k)))
+    logger.info("wrote %s (%s colours, %d points)", path, modes[0], len(layout))
     return path
 
 

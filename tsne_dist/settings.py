@@ -3,7 +3,7 @@
 Everything else is derived from :data:`SETTINGS`: the fields and validation of
 :class:`tsne_dist.config.Config`, the ``tsne-dist run`` flags and their ``--help``,
 the config-file keys, and the README's settings table
-(``python -m tsne_dist.settings`` prints it; a test fails when the README differs).
+(``tsne-dist settings`` prints it; a test fails when the README differs).
 Vocabularies (engines, metrics, similarities, ...) are imported from the module
 that implements them, never restated here.
 
@@ -32,6 +32,11 @@ from .tsne.initialization import INITIALIZATIONS
 KINDS = ("int", "float", "text", "bool", "source", "rate")
 
 
+def neighbours_for(perplexity: float, n_neighbors: int | None) -> int:
+    """Neighbours per item: ``n_neighbors``, or ``3 * perplexity`` (openTSNE's rule)."""
+    return int(n_neighbors) if n_neighbors is not None else int(round(3 * perplexity))
+
+
 @dataclass(frozen=True)
 class Setting:
     """One setting of a run.
@@ -52,10 +57,15 @@ class Setting:
         README lists it.
     choices : tuple of str, optional
         Allowed values, imported from the owning module.
-    minimum : float, optional
-        Smallest allowed value (inclusive).
+    minimum, maximum : float, optional
+        Smallest and largest allowed values (inclusive).
     positive : bool
         The value must be > 0.
+    excluded : tuple, optional
+        Values that are not allowed although in range (``n_jobs`` 0).
+    pattern : str, optional
+        A regular expression text values must match, with ``pattern_text``
+        saying in words what it allows.
     flag : str, optional
         The CLI flag when it is not ``--`` + the name with dashes.
     default_text : str, optional
@@ -71,7 +81,11 @@ class Setting:
     group: str = "map"
     choices: tuple[str, ...] | None = None
     minimum: float | None = None
+    maximum: float | None = None
     positive: bool = False
+    excluded: tuple[Any, ...] = ()
+    pattern: str | None = None
+    pattern_text: str | None = None
     flag: str | None = None
     default_text: str | None = None
     details: str | None = None
@@ -102,12 +116,12 @@ class Setting:
 
 SETTINGS: tuple[Setting, ...] = (
     # inputs
-    Setting("out", "text", None, "output folder (required)", group="output", default_text="required"),
+    Setting("out", "text", None, "output folder", group="output", default_text="required"),
     Setting("vectors", "source", None, "item vectors: .npy, .parquet or .zarr (path or fsspec URL)", group="input",
             default_text="–", details="item vectors (exactly one of `--vectors` and `--interactions`); see Inputs"),
     Setting("ids", "source", None, "item ids, one per vector row (.npy, .txt, .parquet, .csv)", group="input",
             default_text="–", details="see Inputs"),
-    Setting("metadata", "source", None, "metadata table (.parquet or .csv) joined by --id-col", group="input",
+    Setting("metadata", "source", None, "metadata table (.parquet or .csv) joined by `id_col`", group="input",
             default_text="–", details="see Inputs"),
     Setting("id_col", "text", "id", "id column in Parquet/CSV inputs", group="input"),
     Setting("vector_col", "text", None, "Parquet: the list column holding the vectors", group="input",
@@ -128,7 +142,7 @@ SETTINGS: tuple[Setting, ...] = (
                     "memory), `pynndescent` (approximate) or `cuml` (cuML's, else cuVS's, GPU brute force; an "
                     "error if neither is installed). `auto`: exact on the GPU when CuPy sees a device with room "
                     "for the vectors, else exact on the CPU while N² (D + 20) < 2.5e10 (about 5,000 items at "
-                    "784 dims), else pynndescent. The log, `info` and `metrics.json` say what was picked and why"),
+                    "784 dims), else pynndescent. The log, `info` and `metrics.json` (`resolved`) say what was picked and why"),
     Setting("metric", "text", "euclidean", "distance between vectors", choices=METRICS,
             details="`euclidean`, `cosine` (distance 1 - cosine similarity) or `inner_product` (neighbours are "
                     "the largest dot products, as in two-tower retrieval; items are lifted to "
@@ -151,11 +165,11 @@ SETTINGS: tuple[Setting, ...] = (
             details="`auto` = max(N / exaggeration, 50) in each phase; the values used are recorded"),
     Setting("initialization", "text", "pca", "initial layout", choices=INITIALIZATIONS, flag="--init",
             details="`pca` (scaled to std 1e-4; random if the vectors have no 2-D spread) or `random`; the "
-                    "interactions path has no vectors and starts from `random` (recorded as such)"),
-    Setting("seed", "int", 0, "random seed",
+                    "interactions path without `embed_dim` has no vectors and starts from `random` (recorded as such)"),
+    Setting("seed", "int", 0, "random seed", minimum=0, maximum=2**32 - 1,
             details="same seed and input, identical `layout.parquet` on the CPU engines (the CuPy engine sums "
                     "with GPU atomics, so its layouts agree only to rounding); 0 to 2³² - 1"),
-    Setting("n_jobs", "int", -1, "threads, -1 for all cores", minimum=-1,
+    Setting("n_jobs", "int", -1, "threads, -1 for all cores", minimum=-1, excluded=(0,),
             details="threads for pynndescent and openTSNE (-1: all cores); the numba and FFT code uses every "
                     "core"),
     Setting("metrics_sample", "int", 5000, "items sampled for recall, trustworthiness and silhouettes",
@@ -174,21 +188,23 @@ SETTINGS: tuple[Setting, ...] = (
             group="interactions", choices=COMBINATIONS,
             details="pair weight from the two items' weights: `product` (w_i w_j, the weighted BᵀB), `min` or "
                     "`mean`"),
-    Setting("tau", "float", None, "with --time-col: pairs weigh exp(-|t_i - t_j| / tau), tau in seconds",
+    Setting("tau", "float", None, "with `time_col`: pairs weigh exp(-|t_i - t_j| / tau), tau in seconds",
             group="interactions", positive=True),
-    Setting("min_count", "int", 5, "drop items held by fewer collections", group="interactions", minimum=1),
-    Setting("max_items", "int", None, "keep only the most frequent items (ties: smaller id)",
+    Setting("min_count", "int", 5, "drop items held by fewer than this many collections", group="interactions", minimum=1),
+    Setting("max_items", "int", None, "keep only this many of the most frequent items (ties: smaller id)",
             group="interactions", minimum=2),
     Setting("max_collection_size", "int", 500, "cap on items per collection", group="interactions", minimum=2,
             details="longer collections keep their N most recent items (with `--time-col`), else N items "
                     "sampled with a seed made from a hash of the collection id and `--seed`"),
     Setting("similarity", "text", "cosine", "similarity of two items from their co-occurrence",
-            group="interactions", choices=SIMILARITIES, details="see Co-occurrence"),
+            group="interactions", choices=SIMILARITIES,
+            details="`count`, `jaccard`, `lift`, `ppmi`, `cosine` or `inv_log` (see Co-occurrence)"),
     Setting("ppmi_shift", "float", 0.0, "subtracted from the PMI before clipping at 0", group="interactions"),
     Setting("embed_dim", "int", None, "map D-dim PPMI-SVD item vectors instead of the similarity graph",
             group="interactions", minimum=2),
     # cluster
     Setting("cluster", "text", "local", "Dask: local | tcp://HOST:PORT of a running scheduler", group="cluster",
+            pattern=r"^(local|tcp://\S+)$", pattern_text="'local' or tcp://HOST:PORT",
             details="Dask for the co-occurrence (and sharded kNN): `local` starts a LocalCluster on 127.0.0.1 "
                     "with one worker per core; `tcp://HOST:PORT` uses a running scheduler whose workers see the "
                     "output folder. The dashboard link is logged"),
@@ -197,13 +213,12 @@ SETTINGS: tuple[Setting, ...] = (
                     "one worker; each query block asks every other shard for k + 1 candidates, a tree reduction "
                     "merges them to the global top-k, then one local-join pass refines the graph. 0: one "
                     "in-process index with `--cluster local`, one shard per worker with a scheduler address"),
-    Setting("overwrite", "bool", False, "replace a run in --out made from other input (only our own files)",
+    Setting("overwrite", "bool", False, "replace a run in `out` made from other input (only our own files)",
             group="output"),
 )
 
 BY_NAME: dict[str, Setting] = {setting.name: setting for setting in SETTINGS}
 ALIASES = {"init": "initialization", "random_state": "seed"}
-SEED_LIMIT = 2**32
 
 
 def canonical_name(name: str) -> str:
@@ -236,6 +251,9 @@ def coerce(setting: Setting, value: Any, name: str | None = None) -> Any:
     """
     name = name or setting.name
     if value is None:
+        if setting.default is not None:
+            raise ConfigError(f"{name} must be set (default {setting.shown_default})",
+                              f"set `{name}`, or leave it out for the default")
         return None
     if setting.kind == "int":
         value = _as_int(name, value)
@@ -262,23 +280,26 @@ def _check_constraint(setting: Setting, name: str, value: Any) -> None:
     if setting.choices is not None and value not in setting.choices:
         raise ConfigError(f"{name} must be one of {', '.join(setting.choices)}, got {value!r}",
                           f"set `{name}` to one of {', '.join(setting.choices)}")
+    if setting.pattern is not None and not re.match(setting.pattern, value):
+        raise ConfigError(f"{name} must be {setting.pattern_text}, got {value!r}",
+                          f"set `{name}` to {setting.pattern_text}")
     if setting.positive and not value > 0:
         raise ConfigError(f"{name} must be positive, got {value}", f"set `{name}` to a number above 0")
-    if setting.minimum is not None and value < setting.minimum:
-        raise ConfigError(f"{name} must be at least {setting.minimum:g}, got {value}",
-                          f"set `{name}` to {setting.minimum:g} or more")
-    if setting.name == "seed" and not 0 <= value < SEED_LIMIT:
-        raise ConfigError(f"{name} must be between 0 and 2**32 - 1, got {value}", f"set `{name}` below 2**32")
-    if setting.name == "n_jobs" and value == 0:
-        raise ConfigError(f"{name} must be -1 (all cores) or a positive count, got 0", f"set `{name}` to -1")
-    if setting.name == "cluster" and value != "local" and not value.startswith("tcp://"):
-        raise ConfigError(f"cluster must be 'local' or tcp://HOST:PORT, got {value!r}",
-                          "set `cluster` to local or the scheduler's address")
+    low, high = setting.minimum, setting.maximum
+    if (low is not None and value < low) or (high is not None and value > high):
+        allowed = f"between {_number(low)} and {_number(high)}" if high is not None else f"at least {_number(low)}"
+        raise ConfigError(f"{name} must be {allowed}, got {value}", f"set `{name}` {allowed}")
+    if value in setting.excluded:
+        raise ConfigError(f"{name} must not be {value}", f"set `{name}` to another value")
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def _as_int(name: str, value: Any) -> int:
     if isinstance(value, bool):
-        raise ConfigError(f"{name} must be a whole number, got {value!r}")
+        raise ConfigError(f"{name} must be a whole number, got {value!r}", f"set `{name}` to a whole number")
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, (int, np.integer)):
@@ -286,18 +307,18 @@ def _as_int(name: str, value: Any) -> int:
     try:
         return int(str(value).strip())
     except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {value!r}") from None
+        raise ConfigError(f"{name} must be a whole number, got {value!r}", f"set `{name}` to a whole number") from None
 
 
 def _as_float(name: str, value: Any) -> float:
     if isinstance(value, bool):
-        raise ConfigError(f"{name} must be a number, got {value!r}")
+        raise ConfigError(f"{name} must be a number, got {value!r}", f"set `{name}` to a number")
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a number, got {value!r}") from None
+        raise ConfigError(f"{name} must be a number, got {value!r}", f"set `{name}` to a number") from None
     if not math.isfinite(number):
-        raise ConfigError(f"{name} must be a finite number, got {value!r}")
+        raise ConfigError(f"{name} must be a finite number, got {value!r}", f"set `{name}` to a finite number")
     return number
 
 
@@ -305,9 +326,9 @@ def _positive_rate(name: str, value: Any) -> float:
     try:
         number = _as_float(name, value)
     except ConfigError:
-        raise ConfigError(f"{name} must be a number or 'auto', got {value!r}") from None
+        raise ConfigError(f"{name} must be a number or 'auto', got {value!r}", f"set `{name}` to auto") from None
     if number <= 0:
-        raise ConfigError(f"{name} must be a positive number or 'auto', got {number}")
+        raise ConfigError(f"{name} must be a positive number or 'auto', got {number}", f"set `{name}` to auto")
     return number
 
 
@@ -319,7 +340,7 @@ def _as_bool(name: str, value: Any) -> bool:
         return True
     if text in ("false", "no", "0", "off"):
         return False
-    raise ConfigError(f"{name} must be true or false, got {value!r}")
+    raise ConfigError(f"{name} must be true or false, got {value!r}", f"set `{name}` to true or false")
 
 
 def flag_text(message: str) -> str:
@@ -343,7 +364,7 @@ def readme_table() -> str:
         for setting in SETTINGS:
             if setting.group != group:
                 continue
-            meaning = setting.details or setting.help
+            meaning = flag_text(setting.details or setting.help)
             if setting.choices and not setting.details:
                 meaning += ": " + ", ".join(f"`{choice}`" for choice in setting.choices)
             meaning = meaning.replace("|", "\\|")
@@ -355,6 +376,3 @@ def _default_cell(setting: Setting) -> str:
     shown = setting.shown_default
     return shown if setting.default_text is not None or setting.default is None else f"`{shown}`"
 
-
-if __name__ == "__main__":  # pragma: no cover - prints the README table
-    print(readme_table())

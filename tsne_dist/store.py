@@ -87,7 +87,7 @@ class RunStore:
         if not store.exists():
             raise StoreError(f"{location} holds no tsne_dist run ({STORE_NAME} is missing)",
                              "pass the output folder of a run")
-        store._root = zarr.open_group(store._zarr_location(), mode="r", **store._open_options())
+        store._root = zarr.open_group(store.url, mode="r", **store._open_options())
         return store
 
     @classmethod
@@ -116,13 +116,10 @@ class RunStore:
         if store.check_reusable(identity, overwrite):
             logger.warning("replacing the run in %s", store.url)
             store.delete()
-        store._root = zarr.open_group(store._zarr_location(), mode="a", zarr_format=3, **store._open_options())
+        store._root = zarr.open_group(store.url, mode="a", zarr_format=3, **store._open_options())
         store._root.attrs.update({"tsne_dist_version": __version__, "layout_version": LAYOUT_VERSION,
-                                  "identity": identity, "config": config})
+                                  "identity": identity, "config": config, "resolved": {}})
         return store
-
-    def _zarr_location(self):
-        return self.url
 
     def _open_options(self) -> dict[str, Any]:
         return {"storage_options": self.storage_options} if is_url(self.url) and self.storage_options else {}
@@ -161,7 +158,7 @@ class RunStore:
         if not self.exists():
             return False
         try:
-            root = zarr.open_group(self._zarr_location(), mode="r", **self._open_options())
+            root = zarr.open_group(self.url, mode="r", **self._open_options())
             attrs = root.attrs.asdict()
         except Exception:  # noqa: BLE001 - any unreadable store is not ours to reuse
             attrs, root = {}, None
@@ -184,13 +181,15 @@ class RunStore:
 
     @property
     def root(self) -> zarr.Group:
+        """The open Zarr root group."""
         if self._root is None:
-            raise StoreError(f"{self.url} is not open", "open it with RunStore.open or RunStore.for_run")
+            raise RuntimeError(f"{self.url} is not open: use RunStore.open or RunStore.for_run")
         return self._root
 
     # run-level attributes ------------------------------------------------
     def run_attrs(self) -> dict[str, Any]:
-        """Root attrs: ``tsne_dist_version``, ``identity``, ``config``, ``resolved``."""
+        """Root attrs: ``tsne_dist_version``, ``identity``, ``config``, ``resolved`` (empty until
+        the plan's size-dependent choices are made)."""
         return self.root.attrs.asdict()
 
     def record_resolved(self, resolved: dict[str, Any]) -> None:

@@ -13,8 +13,12 @@ from .sources import open_fs, reading, require_exists, suffix_of
 logger = logging.getLogger("tsne_dist")
 
 
-def read_table(url: str | pd.DataFrame, what: str) -> pd.DataFrame:
-    """Read a Parquet or CSV table from a path or fsspec URL (a DataFrame is used as is)."""
+def read_table(url: str | pd.DataFrame, what: str, text_columns: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Read a Parquet or CSV table from a path or fsspec URL (a DataFrame is used as is).
+
+    ``text_columns`` of a CSV are read as text, as written (ids like ``000123``
+    keep their zeros; large integers are not rounded through floating point).
+    """
     if isinstance(url, pd.DataFrame):
         return url
     require_exists(url, what)
@@ -25,7 +29,8 @@ def read_table(url: str | pd.DataFrame, what: str) -> pd.DataFrame:
             return pd.read_parquet(path, filesystem=fs)
         if suffix in (".csv", ".tsv"):
             with fs.open(path, "rb") as handle:
-                return pd.read_csv(handle, sep="\t" if suffix == ".tsv" else ",", low_memory=False)
+                return pd.read_csv(handle, sep="\t" if suffix == ".tsv" else ",", low_memory=False,
+                                   dtype={name: str for name in text_columns})
     raise InputError(f"cannot tell the format of {what} {url}", "use a .parquet or .csv file")
 
 
@@ -46,7 +51,7 @@ def read_ids(url: str | np.ndarray, id_col: str) -> np.ndarray:
         if suffix == ".txt":
             with fs.open(path, "rt") as handle:
                 return np.array([line.rstrip("\n") for line in handle if line.rstrip("\n")], dtype=object)
-    table = read_table(url, "ids file")
+    table = read_table(url, "ids file", text_columns=(id_col,))
     if id_col in table.columns:
         return table[id_col].to_numpy()
     if table.shape[1] == 1:
@@ -84,15 +89,26 @@ def check_ids(ids: np.ndarray | None, n_items: int, source: str) -> np.ndarray:
             f"{int(series.duplicated().sum())} duplicate item ids in {source} (e.g. {examples})",
             "make ids unique, or drop the repeated rows",
         )
-    if ids.dtype.kind in "iu":
+    if ids.dtype.kind == "u":
+        return ids.astype(np.uint64)  # uint64 stays unsigned: ids at or above 2**63 keep their value
+    if ids.dtype.kind == "i":
         return ids.astype(np.int64)
+    if ids.dtype == object and pd.api.types.infer_dtype(ids, skipna=False) == "integer":
+        return _integer_array(ids)
     return ids.astype(str).astype(object)
 
 
-def join_metadata(ids: np.ndarray, metadata: pd.DataFrame, id_col: str, source: str) -> pd.DataFrame:
+def _integer_array(ids: np.ndarray) -> np.ndarray:
+    """Python ints as int64, or uint64 when one is at or above 2**63."""
+    return np.array(list(ids), dtype=np.uint64 if max(ids) >= 2**63 else np.int64)
+
+
+def join_metadata(ids: np.ndarray, metadata: pd.DataFrame, id_col: str, source: str, *,
+                  log_ignored: bool = True) -> pd.DataFrame:
     """Metadata rows in item order, one per id, without the id column.
 
-    Rows with a missing id and rows for items not in the vectors are ignored.
+    Rows with a missing id and rows for ids that are not mapped are ignored (and
+    counted in the log when ``log_ignored``).
 
     Raises
     ------
@@ -105,8 +121,8 @@ def join_metadata(ids: np.ndarray, metadata: pd.DataFrame, id_col: str, source: 
             "pass `id_col` NAME",
         )
     metadata = metadata[metadata[id_col].notna()]
-    keys = _comparable_keys(metadata[id_col], ids)
-    item_keys = _comparable_keys(pd.Series(ids), metadata[id_col])
+    item_keys, keys = comparable_keys(pd.Series(ids), metadata[id_col], "the item ids",
+                                      f"the metadata id column {id_col!r}")
     relevant = keys.isin(item_keys).to_numpy()
     repeated = keys[relevant].duplicated()
     if repeated.any():
@@ -119,29 +135,73 @@ def join_metadata(ids: np.ndarray, metadata: pd.DataFrame, id_col: str, source: 
         examples = ", ".join(map(str, item_keys[missing][:3]))
         raise InputError(
             f"{int(missing.sum())} of {len(ids)} items have no row in metadata {source} (e.g. {examples})",
-            f"add rows for them, or check that `id_col` {id_col!r} holds the same ids as the vectors",
+            f"add rows for them, or check that `id_col` {id_col!r} holds the same ids as the items",
         )
     ignored = len(metadata) - int(relevant.sum())
-    if ignored > 0:
-        logger.info("metadata has %d rows for items that are not in the vectors; ignored", ignored)
+    if ignored > 0 and log_ignored:
+        logger.info("metadata has %d rows for ids that are not among the %d mapped items; ignored", ignored,
+                    len(ids))
     return table.loc[item_keys.to_numpy()].reset_index(drop=True)
 
 
-def _comparable_keys(values: pd.Series, other: np.ndarray | pd.Series) -> pd.Series:
-    """Ids as int64 when both sides hold whole numbers, else as text."""
-    values = pd.Series(values).reset_index(drop=True)
-    if _whole_numbers(values) and _whole_numbers(pd.Series(other)):
-        return values.astype("float64").astype(np.int64)
-    return values.astype(str)
+INTEGER_TEXT = r"^\s*[+-]?\d+\s*$"
 
 
-def _whole_numbers(values: pd.Series) -> bool:
+def _key_kind(values: pd.Series) -> str:
+    """``integer``, ``text`` or ``other``: how ids of this column compare exactly."""
     values = values.dropna()
-    if values.dtype.kind in "iu" or str(values.dtype) in ("Int64", "Int32", "UInt64", "UInt32"):
-        return True
+    if pd.api.types.is_bool_dtype(values.dtype):
+        return "other"
+    if pd.api.types.is_integer_dtype(values.dtype):
+        return "integer"
     if values.dtype.kind == "f":
-        return bool(np.all(np.mod(values.to_numpy(), 1) == 0))
-    return False
+        return "integer" if bool(np.all(np.mod(values.to_numpy(), 1) == 0)) else "other"
+    inferred = pd.api.types.infer_dtype(values, skipna=True)
+    if inferred == "integer":
+        return "integer"
+    if inferred in ("string", "empty"):
+        return "text"
+    return "other"
+
+
+def _type_name(values: pd.Series, kind: str) -> str:
+    return f"{kind} ({values.dtype})" if kind != "other" else str(values.dtype)
+
+
+def comparable_keys(ids: pd.Series, other: pd.Series, what: str, other_what: str) -> tuple[pd.Series, pd.Series]:
+    """Both id columns as exactly comparable keys, never through floating point.
+
+    Integers on both sides compare as Python ints (uint64 and ids above 2**53
+    stay exact). Integers against text compare as integers when every text value
+    is a whole number written in digits (a CSV id column is read as text), else
+    it is a type mismatch. Anything else compares as text.
+
+    Raises
+    ------
+    InputError
+        When one side holds integers and the other text that is not integers.
+    """
+    ids, other = pd.Series(ids).reset_index(drop=True), pd.Series(other).reset_index(drop=True)
+    kinds = (_key_kind(ids), _key_kind(other))
+    if set(kinds) == {"integer", "text"}:
+        text = ids if kinds[0] == "text" else other
+        if not text.dropna().astype(str).str.match(INTEGER_TEXT).all():
+            raise InputError(f"{what} are {_type_name(ids, kinds[0])} but {other_what} holds "
+                             f"{_type_name(other, kinds[1])}, so no id can match",
+                             "give both the same kind of ids (check `id_col`)")
+        kinds = ("integer", "integer")
+    if kinds == ("integer", "integer"):
+        return _as_int_keys(ids), _as_int_keys(other)
+    return _as_text_keys(ids), _as_text_keys(other)
+
+
+def _as_int_keys(values: pd.Series) -> pd.Series:
+    return values.map(lambda value: value if pd.isna(value) else int(str(value).strip())
+                      if isinstance(value, str) else int(value)).astype(object)
+
+
+def _as_text_keys(values: pd.Series) -> pd.Series:
+    return values.map(lambda value: value if pd.isna(value) else str(value)).astype(object)
 
 
 def check_columns(metadata: pd.DataFrame | None, columns: dict[str, str | None]) -> None:

@@ -12,7 +12,8 @@ from ..errors import ConfigError
 from ..progress import Progress
 from ..xp import cupy_or_none
 from .gpu import cuml_knn
-from .exact import exact_knn
+from .exact import exact_knn, tied_hits
+from .metric import check_defined
 from .nndescent import nndescent_knn
 
 logger = logging.getLogger("tsne_dist")
@@ -117,8 +118,16 @@ def nearest_neighbors(vectors: np.ndarray, k: int, *, backend: str = "auto", met
     Returns
     -------
     KNNResult
+
+    Raises
+    ------
+    ConfigError
+        When ``k`` is not below N.
+    InputError
+        When the metric is undefined for some rows (zero rows under cosine).
     """
     n_items, n_dims = vectors.shape
+    check_defined(vectors, metric, "the vectors")
     if k >= n_items:
         raise ConfigError(f"{k} neighbours need more than {n_items} items", "lower `perplexity` or `n_neighbors`")
     if backend == "auto":
@@ -160,9 +169,9 @@ def _sharded_on_dask(vectors: np.ndarray, k: int, metric: str, seed: int, cluste
         return sharded_knn(client, vectors, k, n_shards=n_shards, metric=metric, seed=seed)
 
 
-def graph_recall(vectors: np.ndarray, indices: np.ndarray, *, metric: str = "euclidean", sample: int = 1000,
-                 seed: int = 0) -> float:
-    """Share of the exact k nearest neighbours that a kNN graph holds, on sampled rows.
+def graph_recall(vectors: np.ndarray, indices: np.ndarray, distances: np.ndarray | None = None, *,
+                 metric: str = "euclidean", sample: int = 1000, seed: int = 0) -> float:
+    """Share of the exact k nearest neighbours that a kNN graph holds, on sampled rows, ties included.
 
     Parameters
     ----------
@@ -170,6 +179,11 @@ def graph_recall(vectors: np.ndarray, indices: np.ndarray, *, metric: str = "euc
         (N, D) vectors the graph was built from.
     indices : np.ndarray
         (N, k) neighbour row numbers (self excluded).
+    distances : np.ndarray, optional
+        (N, k) the graph's distances in ``metric``. With them, a graph neighbour
+        counts when it is at most as far as the row's exact k-th neighbour (so any
+        of several equally near items is right); without them, the graph row is
+        compared with the exact row, ties broken by index.
     metric : str
         The metric the graph used.
     sample : int
@@ -180,12 +194,15 @@ def graph_recall(vectors: np.ndarray, indices: np.ndarray, *, metric: str = "euc
     Returns
     -------
     float
-        Mean over sampled rows of |graph row ∩ exact row| / k (ties in the exact
-        distances are broken by index).
+        Mean over sampled rows of the hits / k.
     """
     n_items, k = indices.shape
     rng = np.random.default_rng(seed)
     rows = np.arange(n_items) if n_items <= sample else np.sort(rng.choice(n_items, size=sample, replace=False))
-    exact, _ = exact_knn(vectors, k, metric, queries=rows)
-    hits = sum(len(np.intersect1d(found, true)) for found, true in zip(indices[rows], exact))
+    exact, exact_distances = exact_knn(vectors, k, metric, queries=rows)
+    if distances is not None:
+        scale = float(np.abs(exact_distances).max()) if exact_distances.size else 0.0
+        hits = int(tied_hits(distances[rows], exact_distances[:, -1], rtol=1e-4, atol=1e-6 * scale).sum())
+    else:
+        hits = sum(len(np.intersect1d(found, true)) for found, true in zip(indices[rows], exact))
     return hits / (len(rows) * k)

@@ -40,3 +40,31 @@ def exact_knn(vectors: np.ndarray, k: int, metric: str, *, queries: np.ndarray |
     if xp is not np:
         indices, distances = xp.asnumpy(indices), xp.asnumpy(distances)
     return indices, to_metric_distance(distances, metric)
+
+
+def kth_smallest(distances: np.ndarray, k: int) -> np.ndarray:
+    """Each row's k-th smallest value, (rows,)."""
+    return np.partition(distances, k - 1, axis=1)[:, k - 1]
+
+
+def tied_hits(found_distances: np.ndarray, kth: np.ndarray, rtol: float = 1e-5,
+              atol: np.ndarray | float = 0.0) -> np.ndarray:
+    """Per row, how many found neighbours are at most as far as the true k-th neighbour.
+
+    Parameters
+    ----------
+    found_distances : np.ndarray
+        (rows, k) distances of the neighbours a graph or map found.
+    kth : np.ndarray
+        (rows,) the true k-th neighbour distance of each row.
+    rtol, atol : float or np.ndarray
+        Tolerances that absorb rounding (float32 search against float64 check, or
+        the cancellation in |q|² + |x|² - 2 q·x), so equal distances count as ties.
+
+    Returns
+    -------
+    np.ndarray
+        (rows,) int counts.
+    """
+    limit = kth * (1.0 + rtol) + atol
+    return (found_distances <= np.reshape(limit, (-1, 1))).sum(axis=1)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, InputError
 
 METRICS = ("euclidean", "cosine", "inner_product")
 
@@ -26,6 +26,21 @@ def check_metric(metric: str) -> None:
     """Raise :class:`ConfigError` for a metric we do not support."""
     if metric not in METRICS:
         raise ConfigError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
+
+
+def check_defined(vectors: np.ndarray, metric: str, source: str) -> None:
+    """Raise :class:`InputError` when ``metric`` is undefined for some rows.
+
+    Cosine distance is undefined for rows of zero norm (scipy returns NaN there).
+    Left in, they would all sit at one distance from every item and fill real
+    items' neighbour lists, so they are refused with their count.
+    """
+    if metric != "cosine":
+        return
+    zero = int((~np.any(np.asarray(vectors) != 0, axis=1)).sum())
+    if zero:
+        raise InputError(f"{zero:,} of {len(vectors):,} rows in {source} are all zeros, and cosine distance is "
+                         "undefined for them", "drop those rows, or set `metric` to euclidean")
 
 
 def prepare_metric(vectors: np.ndarray, metric: str) -> tuple[np.ndarray, np.ndarray]:

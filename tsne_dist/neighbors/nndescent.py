@@ -6,6 +6,7 @@ import logging
 
 import numpy as np
 
+from ..jit import enable_pynndescent_cache
 from .exact import exact_knn
 from .locality import spatial_order
 from .metric import prepare_metric, to_metric_distance
@@ -38,6 +39,7 @@ def nndescent_knn(data: np.ndarray, k: int, metric: str, seed: int, n_jobs: int)
     distances : np.ndarray
         (N, k) float32.
     """
+    enable_pynndescent_cache()
     from pynndescent import NNDescent
 
     items, queries = prepare_metric(data, metric)

@@ -16,6 +16,7 @@ import time
 import numpy as np
 
 from ..errors import ConfigError
+from ..jit import enable_pynndescent_cache
 from ..progress import Progress
 from .locality import spatial_order
 from .metric import prepare_metric, to_metric_distance
@@ -30,7 +31,9 @@ QUERY_EPSILON = 0.1  # pynndescent's search breadth for cross-shard queries (its
 SHARDED_REFINE_FANOUT = 10
 
 
-def _build_shard_index(items: np.ndarray, start: int, stop: int, k: int, seed: int):
+def build_shard_index(items: np.ndarray, start: int, stop: int, k: int, seed: int):
+    """A pynndescent index of rows ``start:stop`` of ``items`` (prepared for queries), built with k + 1 neighbours."""
+    enable_pynndescent_cache()  # in the worker process
     from pynndescent import NNDescent
 
     shard = items[start:stop]
@@ -41,7 +44,7 @@ def _build_shard_index(items: np.ndarray, start: int, stop: int, k: int, seed: i
     return index
 
 
-def _query_shard(index, queries: np.ndarray, rows: np.ndarray, shard_start: int, k: int):
+def query_shard(index, queries: np.ndarray, rows: np.ndarray, shard_start: int, k: int):
     """k + 1 candidates of one shard for ``rows``: global int32 indices and distances."""
     n_found = min(k + 1, index._raw_data.shape[0])  # k' = k + 1: the row itself may be among them
     indices, distances = index.query(queries[rows], k=n_found, epsilon=QUERY_EPSILON)
@@ -122,13 +125,13 @@ def sharded_knn(client, vectors: np.ndarray, k: int, *, n_shards: int, metric: s
     items_ref = client.scatter(items, broadcast=True, hash=False)  # a fresh key per call: no release race
     queries_ref = items_ref if queries is items else client.scatter(queries, broadcast=True, hash=False)
     holders = [[workers[s % len(workers)]] for s in range(n_shards)]  # shard s is built and queried there
-    indexes = [client.submit(_build_shard_index, items_ref, int(bounds[s]), int(bounds[s + 1]), k, seed + s,
+    indexes = [client.submit(build_shard_index, items_ref, int(bounds[s]), int(bounds[s + 1]), k, seed + s,
                              **_pinned(holders[s])) for s in range(n_shards)]
     order = spatial_order(items, seed=seed)  # blocks of neighbouring rows: their searches share memory
     blocks, block_rows = [], []
     for rows, home in _query_blocks(order, bounds, query_block):
         # A shard's queries run where its index lives: moving an index costs more than its queries.
-        answers = [client.submit(_query_shard, indexes[s], queries_ref, rows, int(bounds[s]), k, **_pinned(holders[s]))
+        answers = [client.submit(query_shard, indexes[s], queries_ref, rows, int(bounds[s]), k, **_pinned(holders[s]))
                    for s in range(n_shards) if s != home or queries is not items]
         if queries is items:  # the home shard's graph already holds its rows' neighbours
             others = _tree_merge(client, answers, k, rows) if answers else None

@@ -34,6 +34,8 @@ class RunInfo:
         Stage name -> marker (None when started but not done).
     metrics : dict or None
         ``metrics.json`` when present.
+    store : RunStore
+        The store, open read-only.
     """
 
     out: str
@@ -83,7 +85,8 @@ def describe(info: RunInfo) -> str:
     source = config.get("vectors") if config.get("vectors") is not None else config.get("interactions")
     lines.append(f"input: {source}  perplexity {config.get('perplexity')}  k {info.resolved.get('k', '?')}  "
                  f"seed {config.get('seed')}")
-    lines.append("choices (asked -> ran, why):")
+    lines.append("choices (asked -> ran, why):" if info.resolved.get("engine") else
+                 "choices: not resolved yet (they are once the item count is known)")
     for name in RESOLVED_SHOWN:
         choice = info.resolved.get(name)
         if choice:

@@ -40,7 +40,7 @@ def metadata_table(config: Config) -> pd.DataFrame | None:
     if config.metadata is None:
         check_columns(None, requested)
         return None
-    table = read_table(config.metadata, "metadata file")
+    table = read_table(config.metadata, "metadata file", text_columns=(config.id_col,))
     if config.id_col not in table.columns:
         raise ConfigError(f"metadata {source_name(config.metadata)} has no id column {config.id_col!r} "
                           f"(columns: {', '.join(map(str, table.columns))})", "pass `id_col` NAME")
@@ -48,7 +48,8 @@ def metadata_table(config: Config) -> pd.DataFrame | None:
     return table
 
 
-def joined_metadata(config: Config, ids: np.ndarray, table: pd.DataFrame | None) -> pd.DataFrame | None:
+def joined_metadata(config: Config, ids: np.ndarray, table: pd.DataFrame | None, *,
+                    log_ignored: bool = True) -> pd.DataFrame | None:
     """One metadata row per item, in item order (None without metadata).
 
     Raises
@@ -58,4 +59,4 @@ def joined_metadata(config: Config, ids: np.ndarray, table: pd.DataFrame | None)
     """
     if table is None:
         return None
-    return join_metadata(ids, table, config.id_col, source_name(config.metadata))
+    return join_metadata(ids, table, config.id_col, source_name(config.metadata), log_ignored=log_ignored)

@@ -132,7 +132,7 @@ def items_stage(runner: StageRunner, frame, table: pd.DataFrame | None, client: 
             raise InputError(_nothing_left(filters, config), "lower `min_count` or check `collection_col`")
         ids = _id_array(vocabulary.ids)
         check_item_count(len(ids), config.perplexity, runner.plan.k)
-        joined_metadata(config, ids, table)  # items without metadata fail before the stage is marked
+        joined_metadata(config, ids, table, log_ignored=False)  # items without metadata fail before the marker
         runner.store.write(group, "ids", ids)
         runner.store.write(group, "collection_counts", vocabulary.counts)
         group.attrs["filters"] = filters

@@ -49,7 +49,7 @@ class Plan:
     config : Config
         The validated request (not changed by resolution).
     out : str
-        Output location (absolute path, or URL).
+        Output folder (absolute local path; object-store URLs are refused for now).
     path : str
         ``vectors`` or ``interactions``.
     identity : dict
@@ -174,7 +174,7 @@ def make_plan(config: Config | dict[str, Any] | str) -> Plan:
     path = INTERACTIONS if config.interactions is not None else VECTORS
     _require_inputs(config, path)
     choose_engine(config.engine)  # e.g. engine cupy without a GPU fails before any work
-    if config.knn == "cuml" and path == VECTORS:
+    if config.knn == "cuml" and (path == VECTORS or config.embed_dim is not None):
         rapids_search()  # knn cuml without cuML or cuVS fails before any work
     schedule = Schedule(**{name: getattr(config, name) for name in Schedule.names()})
     return Plan(config=config, out=out, path=path, identity=_identity(config), k=config.k, schedule=schedule)

@@ -100,8 +100,9 @@ def check_location(plan: Plan) -> bool:
     Returns
     -------
     bool
-        True when an existing store will be replaced (``overwrite``, or an
-        unfinished store of other input).
+        True when an existing store will be replaced: one of other input with
+        ``overwrite``, or an unfinished one of other input (a store of the same
+        input is reused, with or without ``overwrite``).
 
     Raises
     ------
@@ -117,8 +118,7 @@ def check_location(plan: Plan) -> bool:
 
 def stored_marker(plan: Plan, stage: str) -> dict[str, Any] | None:
     """The marker of ``stage`` in the store at the plan's location, read-only (None if absent)."""
-    store = RunStore(plan.out)
-    return RunStore.open(plan.out).marker(stage) if store.exists() else None
+    return RunStore.open(plan.out).marker(stage) if RunStore(plan.out).exists() else None
 
 
 def start_runner(plan: Plan) -> StageRunner:

@@ -15,7 +15,7 @@ import pandas as pd
 from ..affinity import joint_probabilities
 from ..cooccurrence.quality import graph_quality
 from ..io.sources import describe_source
-from ..metrics import collapse_check, neighbour_quality, silhouettes
+from ..metrics import collapse_check, duplicate_rows, neighbour_quality, silhouettes
 from ..neighbors import graph_recall, nearest_neighbors
 from ..tsne import initial_layout, optimize_layout
 from .runner import StageRunner
@@ -23,6 +23,7 @@ from .runner import StageRunner
 logger = logging.getLogger("tsne_dist")
 
 METRICS_K = 10
+DUPLICATE_WARNING_SHARE = 0.05  # warn when this share of rows are exact copies
 
 
 def knn_stage(runner: StageRunner) -> None:
@@ -39,9 +40,9 @@ def knn_stage(runner: StageRunner) -> None:
                                    n_jobs=config.n_jobs, cluster=config.cluster, n_shards=config.knn_shards)
         runner.store.write(group, "indices", result.indices)
         runner.store.write(group, "distances", result.distances)
-        extra = {"reason": plan.choices["knn"].reason}
+        extra = {"reason": result.reason}
         if backend != "bruteforce":
-            recall = graph_recall(vectors, result.indices, metric=config.metric, seed=config.seed)
+            recall = graph_recall(vectors, result.indices, result.distances, metric=config.metric, seed=config.seed)
             extra["graph_recall"] = round(recall, 5)
             logger.info("kNN graph recall@%d on a 1,000-item sample: %.4f", plan.k, recall)
         return extra
@@ -130,9 +131,13 @@ def _against_vectors(runner: StageRunner, layout, labels) -> tuple[dict[str, Any
     quality = neighbour_quality(vectors, layout, k=METRICS_K, sample=config.metrics_sample, seed=config.seed,
                                 metric=config.metric)
     collapse, warnings = collapse_check(vectors, sample=config.metrics_sample, seed=config.seed)
+    copies = duplicate_rows(vectors)
+    if copies >= DUPLICATE_WARNING_SHARE * len(vectors):
+        warnings.append(f"{copies:,} of {len(vectors):,} rows ({copies / len(vectors):.0%}) are exact copies of "
+                        "another row: copies are each other's nearest neighbours (ties), and the map stacks them")
     figures: dict[str, Any] = {
         "knn_recall@10": round(quality.recall, 5), "trustworthiness@10": round(quality.trustworthiness, 5),
-        "metrics_sample": quality.n_sampled, "collapse": collapse,
+        "metrics_sample": quality.n_sampled, "collapse": collapse, "duplicate_rows": copies,
     }
     if labels is not None:
         scores = silhouettes(vectors, layout, labels, sample=config.metrics_sample, seed=config.seed,

@@ -9,7 +9,8 @@ import numpy as np
 
 from ..affinity import check_item_count
 from ..config import Config
-from ..io.sources import describe_source
+from ..io.sources import describe_source, source_name
+from ..neighbors.metric import check_defined
 from ..store import RunStore, fingerprint
 from .finish import Result, write_outputs
 from .inputs import joined_metadata, metadata_table, read_vector_inputs
@@ -29,6 +30,8 @@ def run_vectors(plan: Plan) -> Result:
     marker = None if replace else stored_marker(plan, "vectors")
     vectors_done = (marker or {}).get("fingerprint") == fingerprint("vectors", params, [])
     inputs = None if vectors_done else read_vector_inputs(config)
+    if inputs is not None:
+        check_defined(inputs[0], config.metric, source_name(config.vectors))
     if inputs is not None:
         ids, (n_items, n_dims) = inputs[1], inputs[0].shape
     else:

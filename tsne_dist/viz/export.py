@@ -74,8 +74,8 @@ def bundle_available() -> bool:
     return all(os.path.isfile(os.path.join(STATIC_DIR, name)) for name in BUNDLE_FILES)
 
 
-def export_viewer(out: str, compare: str | None = None, *, n_neighbors: int = VIEWER_NEIGHBORS,
-                  compress_level: int = 6) -> ViewerExport:
+def export_viewer(out: str, compare: str | None = None, *, color_by: str | None = None,
+                  n_neighbors: int = VIEWER_NEIGHBORS, compress_level: int = 6) -> ViewerExport:
     """Write ``OUT/viewer/`` for the finished run in ``out``.
 
     Parameters
@@ -85,6 +85,9 @@ def export_viewer(out: str, compare: str | None = None, *, n_neighbors: int = VI
     compare : str, optional
         Another run's output folder; its layout becomes a second layout that the
         viewer can animate to, aligned on shared ids (see :func:`align_layout`).
+    color_by : str, optional
+        The column the viewer opens coloured by; default the run's ``color_by``
+        (else the first category column).
     n_neighbors : int
         High-D neighbours kept per item for the click view (at most the run's k).
     compress_level : int
@@ -99,7 +102,7 @@ def export_viewer(out: str, compare: str | None = None, *, n_neighbors: int = VI
     StoreError
         When ``out`` holds no finished run, or the viewer bundle is not installed.
     """
-    from ..outputs import LAYOUT_FILE
+    from ..outputs import LAYOUT_FILE, follow_umask
 
     out = os.path.abspath(out)
     if not bundle_available():
@@ -107,6 +110,7 @@ def export_viewer(out: str, compare: str | None = None, *, n_neighbors: int = VI
                          'reinstall tsne-dist with Node.js and npm on PATH (pip install -e ".")')
     table = _read_layout(out, LAYOUT_FILE)
     knn_indices, knn_distances = _read_knn(out, len(table))
+    color_by = color_by if color_by is not None else _stored_color_by(out)
     second = _compare_layout(table, compare, LAYOUT_FILE) if compare else None
     final = os.path.join(out, VIEWER_DIR)
     tmp = tempfile.mkdtemp(dir=out, prefix=".viewer-")
@@ -114,8 +118,12 @@ def export_viewer(out: str, compare: str | None = None, *, n_neighbors: int = VI
         for entry in os.scandir(STATIC_DIR):  # the bundle and its third-party licence notices
             if entry.is_file():
                 shutil.copyfile(entry.path, os.path.join(tmp, entry.name))
-        manifest = _write_data(os.path.join(tmp, DATA_DIR), table, knn_indices, knn_distances, second,
+        manifest = _write_data(os.path.join(tmp, DATA_DIR), table, knn_indices, knn_distances, second, color_by,
                                n_neighbors, compress_level, out, compare)
+        for folder, _, files in os.walk(tmp):
+            follow_umask(folder, directory=True)
+            for name in files:
+                follow_umask(os.path.join(folder, name))
         if os.path.isdir(final):
             shutil.rmtree(final)  # our own folder, replaced whole
         os.replace(tmp, final)
@@ -143,7 +151,7 @@ def _read_knn(out: str, n_items: int) -> tuple[np.ndarray | None, np.ndarray | N
         store = RunStore.open(out)
         if not store.has("knn", "indices"):
             raise KeyError("knn/indices")
-    except (StoreError, KeyError) as exc:
+    except (StoreError, KeyError, ValueError, FileNotFoundError) as exc:
         logger.warning("viewer: no kNN graph in the run store (%s); the click view will be empty", exc)
         return None, None
     indices = store.read("knn", "indices")
@@ -152,6 +160,16 @@ def _read_knn(out: str, n_items: int) -> tuple[np.ndarray | None, np.ndarray | N
         logger.warning("viewer: kNN graph has %d rows for %d items; not exported", indices.shape[0], n_items)
         return None, None
     return indices, distances
+
+
+def _stored_color_by(out: str) -> str | None:
+    """The ``color_by`` the run in ``out`` was asked for (None when absent or unreadable)."""
+    from ..store import RunStore
+
+    try:
+        return RunStore.open(out).run_attrs().get("config", {}).get("color_by")
+    except StoreError:
+        return None
 
 
 def _compare_layout(table: pd.DataFrame, compare: str, layout_file: str) -> tuple[np.ndarray, int, str]:
@@ -346,7 +364,8 @@ def _normaliser(*layouts: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def _write_data(folder: str, table: pd.DataFrame, knn_indices: np.ndarray | None, knn_distances: np.ndarray | None,
-                second: tuple[np.ndarray, int, str] | None, n_neighbors: int, level: int, out: str,
+                second: tuple[np.ndarray, int, str] | None, color_by: str | None, n_neighbors: int, level: int,
+                out: str,
                 compare: str | None) -> dict[str, Any]:
     writer = _DataWriter(folder, level)
     n_items = len(table)
@@ -361,6 +380,7 @@ def _write_data(folder: str, table: pd.DataFrame, knn_indices: np.ndarray | None
         "transform": {"centre": centre.tolist(), "half_range": half},
         "ids": _text_entry(writer, "ids", "id", table["id"]),
         "columns": [], "knn": None, "outlier": None,
+        "color_by": color_by if color_by in table.columns else None,
     }
     for index, name in enumerate(column for column in table.columns if column not in ("id", "x", "y")):
         manifest["columns"].append(_column_entry(writer, index, name, table[name], n_items))

@@ -65,7 +65,7 @@ def render_map(
     top_k: int = 20,
     width: int = 1000,
     height: int = 1000,
-) -> None:
+) -> str:
     """Render a 2-D layout to a PNG, coloured by an optional per-point value.
 
     Parameters
@@ -89,6 +89,11 @@ def render_map(
         How many categories get their own colour (default 20).
     width, height : int, optional
         Size of the PNG in pixels (default 1000 x 1000).
+
+    Returns
+    -------
+    str
+        How points were coloured: ``single``, ``categorical`` or ``continuous``.
 
     Raises
     ------
@@ -135,10 +140,9 @@ def render_map(
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=_DPI, facecolor=BACKGROUND, format="png")
-    logger.info(
-        "wrote %s map of %d points to %s (%dx%d px) in %.2f s",
-        mode, len(xy), out, width, height, time.perf_counter() - started,
-    )
+    logger.debug("rendered a %s map of %d points (%dx%d px) in %.2f s", mode, len(xy), width, height,
+                 time.perf_counter() - started)
+    return mode
 
 
 def is_categorical(values: pd.Series) -> bool:

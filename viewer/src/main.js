@@ -599,7 +599,9 @@ async function main() {
   $('title').textContent = manifest.layouts[0].name || 'tsne-dist map';
   document.title = `${manifest.layouts[0].name} · tsne-dist map`;
   $('summary').textContent = summaryText(manifest);
-  const initial = manifest.columns.find((c) => c.kind === 'category') || manifest.columns.find((c) => c.kind === 'number');
+  // The run's --color-by when it set one; else the first category (or number) column.
+  const initial = (manifest.color_by && manifest.columns.find((c) => c.name === manifest.color_by))
+    || manifest.columns.find((c) => c.kind === 'category') || manifest.columns.find((c) => c.kind === 'number');
   const [positions] = await Promise.all([loadBuffer(manifest.layouts[0].file), initial ? loadColumn(initial) : null]);
   state.layouts[0] = splitPositions(positions);
   state.timings.data = performance.now();
