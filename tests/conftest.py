@@ -46,12 +46,44 @@ def catalog_files(tmp_path, catalog) -> dict[str, str]:
 PYNNDESCENT_FILES = ("test_knn.py", "test_pipeline.py", "test_sharded.py")
 
 
+# The longest groups are handed out first, so no process is left with a long file at the end.
+LONG_GROUPS = ("pynndescent", "test_engine.py", "test_quality.py", "test_cooccurrence_movielens.py",
+               "test_cooccurrence_pipeline.py", "test_affinity.py")
+
+
+def pytest_configure(config):
+    """In each of several test processes, use this process's share of the cores.
+
+    Every process otherwise starts a BLAS, OpenMP and numba thread per core, and
+    their threads spin against each other; child processes (Dask workers, CLI runs)
+    inherit the limits through the environment.
+    """
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers < 2:
+        return
+    import numba
+    from threadpoolctl import threadpool_limits
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # numba's is set below
+        os.environ[name] = str(threads)
+    config.thread_limits = threadpool_limits(threads)
+    numba.set_num_threads(threads)
+
+
+def _group(item) -> str:
+    name = item.path.name
+    return "pynndescent" if name in PYNNDESCENT_FILES else name
+
+
 def pytest_collection_modifyitems(config, items):
     """Group tests for pytest-xdist's ``--dist loadgroup``: one group per file, except
-    that the files using pynndescent form one group (see PYNNDESCENT_FILES)."""
+    that the files using pynndescent form one group (see PYNNDESCENT_FILES); the long
+    groups come first."""
+    rank = {group: position for position, group in enumerate(LONG_GROUPS)}
+    items.sort(key=lambda item: rank.get(_group(item), len(LONG_GROUPS)))  # stable: file order within a group
     for item in items:
-        name = item.path.name
-        item.add_marker(pytest.mark.xdist_group("pynndescent" if name in PYNNDESCENT_FILES else name))
+        item.add_marker(pytest.mark.xdist_group(_group(item)))
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:

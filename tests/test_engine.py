@@ -78,12 +78,17 @@ def test_optimising_further_equals_one_long_run():
     assert twice.kl_divergence < before
 
 
+# openTSNE's schedule with a shorter main phase: KL agreed within 0.7 % and recall@10 within 0.002 on both
+# data sets at 250 + 250 iterations (benchmarks/bench_engine.py compares full-length runs at 10k-100k items).
+MAIN_ITERATIONS = 250
+
+
 def _opentsne_on(P, init) -> tuple[np.ndarray, float]:
     affinities = Affinities()
     affinities.P = P.astype(np.float64)
     embedding = TSNEEmbedding(init.copy(), affinities, negative_gradient_method="fft", random_state=0, n_jobs=-1)
     embedding = embedding.optimize(250, exaggeration=12, momentum=0.5)
-    embedding = embedding.optimize(500, momentum=0.8)
+    embedding = embedding.optimize(MAIN_ITERATIONS, momentum=0.8)
     return np.asarray(embedding), float(embedding.kl_divergence)
 
 
@@ -94,7 +99,7 @@ def test_numpy_engine_matches_opentsne_on_the_same_p_and_init(name):
     knn = nearest_neighbors(vectors, 90, backend="bruteforce")
     P = joint_probabilities(knn.indices, knn.distances, 30.0)
     init = pca_init(vectors, 0)
-    ours = Embedding(init, P).optimize(250, exaggeration=12, momentum=0.5).optimize(500, momentum=0.8)
+    ours = Embedding(init, P).optimize(250, exaggeration=12, momentum=0.5).optimize(MAIN_ITERATIONS, momentum=0.8)
     theirs_layout, theirs_kl = _opentsne_on(P, init)
     ours_quality = neighbour_quality(vectors, ours.layout)
     theirs_quality = neighbour_quality(vectors, theirs_layout)

@@ -92,6 +92,9 @@ def read_config_file(path: str) -> dict[str, Any]:
     -------
     dict
         Setting name -> value; dashes in names become underscores, aliases resolve.
+        Relative paths of inputs and ``out`` are resolved against the config
+        file's folder (not the current directory), so a config file works from
+        anywhere; URLs and absolute paths are kept.
 
     Raises
     ------
@@ -111,7 +114,13 @@ def read_config_file(path: str) -> dict[str, Any]:
         raise ConfigError(f"config file {path} cannot be parsed: {first_line}", "fix its syntax") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"config file {path} must hold a mapping of settings")
-    return {canonical_name(str(key)): value for key, value in raw.items()}
+    values = {canonical_name(str(key)): value for key, value in raw.items()}
+    folder = os.path.dirname(os.path.abspath(path))
+    for key in (*SOURCE_SETTINGS, "out"):
+        value = values.get(key)
+        if isinstance(value, str) and "://" not in value and not os.path.isabs(os.path.expanduser(value)):
+            values[key] = os.path.join(folder, value)
+    return values
 
 
 def build_config(file_values: dict[str, Any] | None = None, **overrides: Any) -> Config:

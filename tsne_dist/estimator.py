@@ -9,6 +9,7 @@ import numpy as np
 from .affinity import check_item_count, joint_probabilities
 from .io.vectors import check_vectors
 from .neighbors import choose_backend, gpu_free_bytes, nearest_neighbors
+from .progress import verbose_logging
 from .settings import BY_NAME, canonical_name, check_schedule, coerce, neighbours_for
 from .tsne import Schedule, choose_engine, initial_layout, optimize_layout
 
@@ -40,6 +41,8 @@ class TSNE:
         Seed; None means 0 (results are always reproducible).
     n_jobs : int
         Threads; -1 for all cores.
+    verbose : bool
+        Log progress to stderr (kNN, affinities, t-SNE) unless logging is configured.
 
     Attributes
     ----------
@@ -60,7 +63,7 @@ class TSNE:
                  early_exaggeration: float = 12.0, exaggeration: float = 1.0, dof: float = 1.0,
                  learning_rate: float | str = "auto",
                  initialization: str = "pca", engine: str = "auto", random_state: int | None = None,
-                 n_jobs: int = -1) -> None:
+                 n_jobs: int = -1, verbose: bool = False) -> None:
         self.perplexity = perplexity
         self.n_neighbors = n_neighbors
         self.knn = knn
@@ -75,11 +78,14 @@ class TSNE:
         self.engine = engine
         self.random_state = random_state
         self.n_jobs = n_jobs
+        self.verbose = verbose
 
     def _checked(self) -> dict[str, object]:
         """The parameters typed and checked against the settings table (errors name the parameter)."""
         values = {}
         for name, value in self.get_params().items():
+            if name == "verbose":
+                continue
             setting = BY_NAME[canonical_name(name)]
             values[setting.name] = coerce(setting, 0 if name == "random_state" and value is None else value, name)
         check_schedule(values["n_iter"], values["early_exaggeration_iter"])
@@ -101,6 +107,10 @@ class TSNE:
         tsne_dist.errors.InputError
             For non-numeric, non-finite or too few rows.
         """
+        with verbose_logging(self.verbose):
+            return self._fit(X)
+
+    def _fit(self, X: np.ndarray) -> "TSNE":
         params = self._checked()
         vectors = check_vectors(X, "X")
         n_items, n_dims = vectors.shape
@@ -130,7 +140,7 @@ class TSNE:
         return {name: getattr(self, name) for name in (
             "perplexity", "n_neighbors", "knn", "metric", "n_iter", "early_exaggeration_iter",
             "early_exaggeration", "exaggeration", "dof", "learning_rate", "initialization", "engine",
-            "random_state", "n_jobs")}
+            "random_state", "n_jobs", "verbose")}
 
     def set_params(self, **params: object) -> "TSNE":
         """Set constructor parameters (scikit-learn convention)."""

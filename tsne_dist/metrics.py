@@ -134,6 +134,33 @@ def duplicate_rows(vectors: np.ndarray) -> int:
     return int(pd.Series(keys).duplicated(keep=False).sum())
 
 
+MAX_LABEL_VALUES = 50  # a numeric column with more distinct values is a measurement, not a label
+
+
+def label_problem(labels: pd.Series, name: str) -> str | None:
+    """Why silhouettes of ``labels`` would mean nothing, in words; None when they are meaningful.
+
+    Silhouettes compare groups: they need at least two groups, and groups with
+    members. A numeric column with many distinct values (a measurement such as a
+    price) or a column where most items are alone in their group (ids, titles)
+    gives silhouettes near 0 whatever the map shows.
+    """
+    known = pd.Series(labels).dropna()
+    counts = known.value_counts()
+    if len(known) < 3 or len(counts) < 2:
+        return (f"silhouette of {name!r} is undefined: it needs at least two labels "
+                f"({len(counts)} distinct among {len(known):,} labelled items)")
+    numeric = pd.api.types.is_numeric_dtype(known.dtype) and not pd.api.types.is_bool_dtype(known.dtype)
+    if numeric and len(counts) > MAX_LABEL_VALUES:
+        return (f"label {name!r} looks continuous ({len(counts):,} distinct numbers), not like categories: "
+                "silhouettes were not computed; bin it into a few ranges or choose a category column")
+    alone = float(counts[counts == 1].sum()) / len(known)
+    if alone > 0.5:
+        return (f"label {name!r} has {len(counts):,} distinct values for {len(known):,} items ({alone:.0%} are alone "
+                "in their group): silhouettes were not computed; choose a column with fewer, larger groups")
+    return None
+
+
 def silhouettes(vectors: np.ndarray, layout: np.ndarray, labels: pd.Series, *, sample: int = 5000,
                 seed: int = 0, metric: str = "euclidean") -> dict[str, float] | None:
     """Silhouette of ``labels`` in the map and in high-D on a sample; None if undefined.

@@ -88,8 +88,15 @@ def layout_table(ids: np.ndarray, layout: np.ndarray, metadata: pd.DataFrame | N
     for name in metadata.columns:
         if metadata[name].dtype == object and pd.api.types.infer_dtype(metadata[name], skipna=True).startswith("mixed"):
             # Parquet needs one type per column: values of mixed types are kept as text
-            metadata[name] = metadata[name].map(lambda value: None if pd.isna(value) else str(value))
+            metadata[name] = metadata[name].map(_as_text)
     return pd.concat([table, metadata], axis=1)
+
+
+def _as_text(value: Any) -> str | None:
+    """A value of a mixed-type column as text (lists and arrays too); missing stays None."""
+    if value is None or (np.ndim(value) == 0 and pd.isna(value)):
+        return None
+    return str(list(value)) if np.ndim(value) else str(value)
 
 
 def write_layout(out: str, table: pd.DataFrame) -> str:

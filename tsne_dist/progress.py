@@ -17,6 +17,30 @@ logger = logging.getLogger("tsne_dist")
 _state = {"bars": True}
 
 
+@contextmanager
+def verbose_logging(verbose: bool) -> Iterator[None]:
+    """With ``verbose``, show tsne_dist's progress on stderr like the CLI does, for this block.
+
+    Nothing changes when ``verbose`` is False or the ``tsne_dist`` logger already has
+    a handler (the application configured logging itself).
+    """
+    if not verbose or logger.handlers:
+        yield
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S"))
+    level, propagate = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+
 def enable_bars(enabled: bool) -> None:
     """Allow or forbid progress bars (``--quiet`` forbids them)."""
     _state["bars"] = enabled

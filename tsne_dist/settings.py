@@ -126,6 +126,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("id_col", "text", "id", "id column in Parquet/CSV inputs", group="input"),
     Setting("vector_col", "text", None, "Parquet: the list column holding the vectors", group="input",
             default_text="–"),
+    Setting("vector_cols", "text", None,
+            "Parquet: a pattern naming the numeric dimension columns, e.g. 'dim_*' (fnmatch)", group="input",
+            default_text="–",
+            details="Parquet: a pattern naming the numeric dimension columns, e.g. `dim_*` (shell-style). Without "
+                    "it or `vector_col`, the one list column, else every numeric column but the id column, is the "
+                    "vector (the log names the columns used). Needed when the same file is also `metadata`: "
+                    "vector columns are never copied into the outputs"),
     Setting("color_by", "text", None, "metadata column that colours map.png", group="output",
             default_text="none (one colour)",
             details="metadata column for `map.png`: categories get a legend of the top `--top-categories` + "

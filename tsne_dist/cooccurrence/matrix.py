@@ -119,7 +119,7 @@ def build_cooccurrence(client, frame, vocabulary: pd.Index, spec: PairSpec, grou
     spec : PairSpec
         Pair weighting and caps.
     group : zarr.Group
-        Empty group of a local Zarr v3 store; receives the anndata CSR encoding
+        Empty group of a Zarr v3 store its workers can reach; receives the anndata CSR encoding
         plus a ``diagonal`` array (each item's collection count).
     scratch : str
         Folder for the per-block parts; removed when done.
@@ -166,13 +166,11 @@ def build_cooccurrence(client, frame, vocabulary: pd.Index, spec: PairSpec, grou
     write_array(group, "indptr", indptr)
     write_array(group, "diagonal", diagonal.astype(np.float32))
     chunk = min(CHUNK_VALUES, max(nnz, 1))
-    group.create_array("data", shape=(nnz,), chunks=(chunk,), dtype=np.float32)
-    group.create_array("indices", shape=(nnz,), chunks=(chunk,), dtype=np.int32)
+    data = group.create_array("data", shape=(nnz,), chunks=(chunk,), dtype=np.float32)
+    indices = group.create_array("indices", shape=(nnz,), chunks=(chunk,), dtype=np.int32)
     starts = {block: int(indptr[block * block_rows]) for block in found}
-    array_root = os.path.join(group.store.root, group.path) if hasattr(group.store, "root") else None
-    if array_root is None:  # pragma: no cover - the run store is always a local folder
-        raise TypeError("the co-occurrence group must live in a local Zarr store")
-    futures = client.map(write_chunk, range(math.ceil(nnz / chunk)), array_root=str(array_root), chunk=chunk,
+    # the arrays travel to the workers by reference to their store (zarr arrays pickle as store + path)
+    futures = client.map(write_chunk, range(math.ceil(nnz / chunk)), data=data, indices=indices, chunk=chunk,
                          nnz=nnz, starts=starts, scratch=scratch, pure=False)
     client.gather(futures)
     shutil.rmtree(scratch, ignore_errors=True)
@@ -205,20 +203,21 @@ def write_blocks(part: pd.DataFrame, scratch: str, block_rows: int, n_items: int
     return out
 
 
-def write_chunk(index: int, *, array_root: str, chunk: int, nnz: int, starts: dict[int, int], scratch: str) -> int:
-    """Write chunk ``index`` of ``data`` and ``indices`` from the block parts overlapping it."""
+def write_chunk(index: int, *, data: zarr.Array, indices: zarr.Array, chunk: int, nnz: int,
+                starts: dict[int, int], scratch: str) -> int:
+    """Write chunk ``index`` of the ``data`` and ``indices`` arrays from the block parts overlapping it."""
     lo, hi = index * chunk, min((index + 1) * chunk, nnz)
-    data = np.empty(hi - lo, dtype=np.float32)
-    indices = np.empty(hi - lo, dtype=np.int32)
+    values = np.empty(hi - lo, dtype=np.float32)
+    columns = np.empty(hi - lo, dtype=np.int32)
     for block, start in starts.items():
         part_indices = np.load(os.path.join(scratch, f"{block}.indices.npy"), mmap_mode="r")
         stop = start + len(part_indices)
         if stop <= lo or start >= hi or stop == start:
             continue
         a, b = max(lo, start), min(hi, stop)
-        indices[a - lo:b - lo] = part_indices[a - start:b - start]
+        columns[a - lo:b - lo] = part_indices[a - start:b - start]
         part_data = np.load(os.path.join(scratch, f"{block}.data.npy"), mmap_mode="r")
-        data[a - lo:b - lo] = part_data[a - start:b - start]
-    zarr.open_array(os.path.join(array_root, "data"), mode="r+")[lo:hi] = data
-    zarr.open_array(os.path.join(array_root, "indices"), mode="r+")[lo:hi] = indices
+        values[a - lo:b - lo] = part_data[a - start:b - start]
+    data[lo:hi] = values
+    indices[lo:hi] = columns
     return hi - lo

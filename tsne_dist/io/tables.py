@@ -144,7 +144,7 @@ def join_metadata(ids: np.ndarray, metadata: pd.DataFrame, id_col: str, source: 
     return table.loc[item_keys.to_numpy()].reset_index(drop=True)
 
 
-INTEGER_TEXT = r"^\s*[+-]?\d+\s*$"
+INTEGER_TEXT = r"^\s*[+-]?\d+(\.0*)?\s*$"  # "123", "000123", and "1000.0" as CSV writers print whole floats
 
 
 def _key_kind(values: pd.Series) -> str:
@@ -196,7 +196,7 @@ def comparable_keys(ids: pd.Series, other: pd.Series, what: str, other_what: str
 
 
 def _as_int_keys(values: pd.Series) -> pd.Series:
-    return values.map(lambda value: value if pd.isna(value) else int(str(value).strip())
+    return values.map(lambda value: value if pd.isna(value) else int(value.strip().split(".")[0])
                       if isinstance(value, str) else int(value)).astype(object)
 
 

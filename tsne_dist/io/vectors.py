@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 
 import numpy as np
@@ -15,7 +16,8 @@ from .sources import open_fs, reading, require_exists, suffix_of
 logger = logging.getLogger("tsne_dist")
 
 
-def read_vectors(url: str | np.ndarray, vector_col: str | None = None, id_col: str = "id") -> tuple[np.ndarray, np.ndarray | None]:
+def read_vectors(url: str | np.ndarray, vector_col: str | None = None, id_col: str = "id",
+                 vector_cols: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Read vectors, and ids when the file carries them.
 
     Parameters
@@ -27,6 +29,9 @@ def read_vectors(url: str | np.ndarray, vector_col: str | None = None, id_col: s
         Parquet only: the list/array column holding each vector.
     id_col : str
         Parquet only: the id column (excluded from the dimensions).
+    vector_cols : str, optional
+        Parquet only: a shell-style pattern (``dim_*``) naming the numeric
+        dimension columns.
 
     Returns
     -------
@@ -43,7 +48,7 @@ def read_vectors(url: str | np.ndarray, vector_col: str | None = None, id_col: s
         if suffix == ".npy":
             return _read_npy(url), None
         if suffix == ".parquet":
-            return _read_parquet(url, vector_col, id_col)
+            return _read_parquet(url, vector_col, id_col, vector_cols)
         if suffix == ".zarr":
             return _read_zarr(url), None
     raise InputError(f"cannot tell the format of {url}", "use a .npy, .parquet or .zarr file for `vectors`")
@@ -63,10 +68,26 @@ def _read_npy(url: str) -> np.ndarray:
             raise InputError(f"{url} is not a numeric .npy array ({exc})", "save the vectors with np.save as float") from None
 
 
-def _read_parquet(url: str, vector_col: str | None, id_col: str) -> tuple[np.ndarray, np.ndarray | None]:
+def vector_columns(names: list[str], pattern: str) -> list[str]:
+    """The column names matching a shell-style ``pattern``, in file order."""
+    return [name for name in names if fnmatch.fnmatchcase(name, pattern)]
+
+
+def _read_parquet(url: str, vector_col: str | None, id_col: str,
+                  vector_cols: str | None) -> tuple[np.ndarray, np.ndarray | None]:
     fs, path = open_fs(url)
     table = pq.read_table(path, filesystem=fs)
     ids = table.column(id_col).to_numpy() if id_col in table.column_names else None
+    if vector_cols is not None:
+        chosen = [name for name in vector_columns(table.column_names, vector_cols) if name != id_col]
+        if not chosen:
+            raise ConfigError(f"no column of {url} matches vector_cols {vector_cols!r}",
+                              f"columns are: {', '.join(table.column_names)}")
+        bad = [name for name in chosen if not _is_numeric(table.schema.field(name).type)]
+        if bad:
+            raise InputError(f"vector_cols {vector_cols!r} matches non-numeric columns of {url}: {', '.join(bad[:5])}",
+                             "narrow the pattern `vector_cols`")
+        return table.select(chosen).to_pandas().to_numpy(dtype=np.float64, na_value=np.nan), ids
     if vector_col is not None:
         if vector_col not in table.column_names:
             raise ConfigError(
@@ -92,8 +113,14 @@ def _read_parquet(url: str, vector_col: str | None, id_col: str) -> tuple[np.nda
             f"{url} mixes numeric and non-numeric columns ({', '.join(non_numeric[:5])})",
             f"keep only the id column ({id_col!r}) and numeric dimensions, or pass `vector_col`",
         )
+    logger.info("vectors: the %d numeric columns of %s (%s) are the dimensions; `vector_cols` chooses them",
+                len(numeric), url, _column_span(numeric))
     frame = table.select(numeric).to_pandas()
     return frame.to_numpy(dtype=np.float64, na_value=np.nan), ids
+
+
+def _column_span(names: list[str]) -> str:
+    return ", ".join(names) if len(names) <= 4 else f"{names[0]}, {names[1]}, ..., {names[-1]}"
 
 
 def _is_numeric(arrow_type: pa.DataType) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import Config
+from ..progress import verbose_logging
 from .finish import Result
 from .info import RunInfo, describe, open_run
 from .interaction_path import run_interactions
@@ -19,13 +20,16 @@ from .vector_path import run_vectors
 __all__ = ["Plan", "Result", "RunInfo", "describe", "make_plan", "open_run", "run"]
 
 
-def run(config: Config | dict[str, Any] | str) -> Result:
+def run(config: Config | dict[str, Any] | str, *, verbose: bool = False) -> Result:
     """Make a map: inputs -> kNN -> affinities -> t-SNE layout -> metrics -> outputs.
 
     Parameters
     ----------
     config : Config, dict or str
         Settings (see :class:`tsne_dist.config.Config`), or a YAML/TOML path.
+    verbose : bool
+        Log progress and each stage's time and memory to stderr, as the CLI does
+        (unless the application has configured the ``tsne_dist`` logger itself).
 
     Returns
     -------
@@ -36,7 +40,8 @@ def run(config: Config | dict[str, Any] | str) -> Result:
     tsne_dist.errors.UserError
         For bad input or settings; no stage is marked done by a failed call.
     """
-    plan = make_plan(config)
-    if plan.path == "interactions":
-        return run_interactions(plan)
-    return run_vectors(plan)
+    with verbose_logging(verbose):
+        plan = make_plan(config)
+        if plan.path == "interactions":
+            return run_interactions(plan)
+        return run_vectors(plan)

@@ -91,7 +91,7 @@ def metrics_document(runner: StageRunner, n_items: int) -> dict[str, Any]:
         "engine": layout_attrs.get("engine"),
         "knn_backend": markers["knn"].get("params", {}).get("backend"),
         "knn_graph_recall": markers["knn"].get("graph_recall", 1.0),
-        "perplexity": runner.config.perplexity,
+        "perplexity": plan.choice("perplexity"),
         "n_neighbors": plan.k,
         "initialization": plan.choice("initialization"),
         "learning_rate": plan.choice("learning_rate"),

@@ -12,7 +12,7 @@ import numpy as np
 from ..outputs import METRICS_FILE
 from ..store import RunStore
 
-RESOLVED_SHOWN = ("engine", "knn", "initialization", "learning_rate")
+RESOLVED_SHOWN = ("engine", "knn", "initialization", "learning_rate", "perplexity")
 
 
 @dataclass

@@ -24,6 +24,7 @@ from ..neighbors import choose_backend, gpu_free_bytes
 from ..neighbors.gpu import rapids_search
 from ..store import is_url
 from ..tsne import Schedule, choose_engine
+from .inputs import check_vector_columns_named
 
 VECTORS, INTERACTIONS = "vectors", "interactions"
 
@@ -61,8 +62,8 @@ class Plan:
     n_items, n_dims : int, optional
         Size of what is mapped, once known (``n_dims`` is None on the similarity graph).
     choices : dict
-        ``engine``, ``knn``, ``initialization``, ``learning_rate`` :class:`Choice`
-        once :meth:`for_items` has run.
+        ``engine``, ``knn``, ``initialization``, ``learning_rate``, ``perplexity``
+        :class:`Choice` once :meth:`for_items` has run.
     """
 
     config: Config
@@ -103,8 +104,23 @@ class Plan:
                                "max(N / exaggeration, 50) per phase" if config.learning_rate == "auto"
                                else "requested")
         choices = {"engine": Choice(config.engine, engine, engine_reason), "knn": knn,
-                   "initialization": initialization, "learning_rate": learning_rate}
+                   "initialization": initialization, "learning_rate": learning_rate,
+                   "perplexity": self._perplexity()}
         return replace(self, n_items=n_items, n_dims=n_dims, choices=choices)
+
+    def _perplexity(self) -> Choice:
+        """The perplexity each row is calibrated to: a row of k neighbours cannot exceed k."""
+        asked = self.config.perplexity
+        if self.k >= asked:
+            return Choice(asked, asked, "requested")
+        return Choice(asked, float(self.k),
+                      f"with n_neighbors {self.k} each row is calibrated to perplexity {self.k}, not {asked:g}; for "
+                      f"perplexity {asked:g} set n_neighbors to at least {int(round(3 * asked))}")
+
+    def warnings(self) -> list[str]:
+        """Choices that differ from the request for a reason the user should hear about."""
+        perplexity = self.choices.get("perplexity")
+        return [perplexity.reason] if perplexity is not None and perplexity.value != perplexity.requested else []
 
     def choice(self, name: str) -> Any:
         """The resolved value of ``engine``, ``knn``, ``initialization`` or ``learning_rate``.
@@ -173,6 +189,7 @@ def make_plan(config: Config | dict[str, Any] | str) -> Plan:
     out = _output_location(config.out)
     path = INTERACTIONS if config.interactions is not None else VECTORS
     _require_inputs(config, path)
+    check_vector_columns_named(config)
     choose_engine(config.engine)  # e.g. engine cupy without a GPU fails before any work
     if config.knn == "cuml" and (path == VECTORS or config.embed_dim is not None):
         rapids_search()  # knn cuml without cuML or cuVS fails before any work

@@ -9,6 +9,7 @@ skipped.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -58,7 +59,21 @@ class StageRunner:
         for name, choice in self.plan.choices.items():
             if choice.requested != choice.value:
                 logger.info("%s: %s -> %s (%s)", name, choice.requested, choice.value, choice.reason)
+        for warning in self.plan.warnings():
+            logger.warning(warning)
         self.store.record_resolved(self.plan.resolved())
+
+    def _say_what_is_replaced(self, name: str, params: dict[str, Any]) -> None:
+        """Log why a finished stage is recomputed (its settings, or an earlier stage, changed)."""
+        earlier = self.store.marker(name)
+        if earlier is None:
+            return
+        changed = _changes(earlier.get("params", {}), params)
+        if changed:
+            logger.info("stage %s: settings changed (%s); replacing its earlier result", name, "; ".join(changed))
+        else:
+            logger.info("stage %s: an earlier stage (or the package version) changed; replacing its earlier result",
+                        name)
 
     def stage(self, name: str, params: dict[str, Any], upstream: tuple[str, ...], compute: Compute) -> bool:
         """Run ``compute(group)`` unless the stage is done with this fingerprint.
@@ -85,6 +100,7 @@ class StageRunner:
             logger.info("stage %s: already done with these settings, skipped", name)
             self.stages_skipped.append(name)
             return False
+        self._say_what_is_replaced(name, params)
         start = time.perf_counter()
         with self.timings.stage(name):
             extra = compute(self.store.begin(name)) or {}
@@ -92,6 +108,19 @@ class StageRunner:
                           {"peak_memory_mb": self.timings.peak_memory_mb[name], **extra})
         self.stages_run.append(name)
         return True
+
+
+def _changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """``name old -> new`` for each parameter that differs (nested values compared whole)."""
+    before = json.loads(json.dumps(before, default=str))
+    after = json.loads(json.dumps(after, default=str))
+    return [f"{key} {_short(before.get(key))} -> {_short(after.get(key))}"
+            for key in sorted(set(before) | set(after)) if before.get(key) != after.get(key)]
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str) if isinstance(value, (dict, list)) else str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def check_location(plan: Plan) -> bool:

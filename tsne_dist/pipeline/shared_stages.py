@@ -15,7 +15,7 @@ import pandas as pd
 from ..affinity import joint_probabilities
 from ..cooccurrence.quality import graph_quality
 from ..io.sources import describe_source
-from ..metrics import collapse_check, duplicate_rows, neighbour_quality, silhouettes
+from ..metrics import collapse_check, duplicate_rows, label_problem, neighbour_quality, silhouettes
 from ..neighbors import graph_recall, nearest_neighbors
 from ..tsne import initial_layout, optimize_layout
 from .runner import StageRunner
@@ -52,7 +52,7 @@ def knn_stage(runner: StageRunner) -> None:
 
 def affinity_stage(runner: StageRunner) -> None:
     """``affinities``: the symmetric P from the kNN graph (perplexity calibration)."""
-    perplexity = runner.config.perplexity
+    perplexity = runner.plan.choice("perplexity")
 
     def compute(group):
         matrix = joint_probabilities(runner.store.read("knn", "indices"), runner.store.read("knn", "distances"),
@@ -111,15 +111,19 @@ def metrics_stage(runner: StageRunner, metadata: pd.DataFrame | None) -> None:
 
     def compute(group):
         layout = runner.store.read("layout", "layout")
+        problem = label_problem(labels, config.label) if labels is not None else None
+        usable = None if problem else labels
         if plan.has_vectors:
-            figures, warnings = _against_vectors(runner, layout, labels)
+            figures, warnings = _against_vectors(runner, layout, usable)
         else:
-            figures, warnings = _against_graph(runner, layout, labels)
-        if labels is not None and "silhouette_2d" not in figures:
-            warnings.append(f"silhouette of {config.label!r} is undefined (needs at least two labels)")
+            figures, warnings = _against_graph(runner, layout, usable)
+        if problem:
+            warnings.append(problem)
+        elif labels is not None and "silhouette_2d" not in figures:
+            warnings.append(f"silhouette of {config.label!r} is undefined on the sampled items")
         for warning in warnings:
             logger.warning(warning)
-        group.attrs.update({"figures": figures, "warnings": warnings})
+        group.attrs.update({"figures": figures, "warnings": plan.warnings() + warnings})  # the plan's were logged
         return {}
 
     runner.stage("metrics", params, ("layout",), compute)

@@ -52,7 +52,7 @@ def vectors_params(config: Config) -> dict[str, Any]:
     return {
         "source": describe_source(config.vectors),
         "ids": describe_source(config.ids) if config.ids is not None else None,
-        "vector_col": config.vector_col, "id_col": config.id_col,
+        "vector_col": config.vector_col, "vector_cols": config.vector_cols, "id_col": config.id_col,
     }
 
 

@@ -1,0 +1,273 @@
+"""Numbers and joins you can trust: ties, undefined metric inputs, exact ids, honest labels and settings."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import stat
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import tsne_dist
+from tsne_dist.errors import InputError
+from tsne_dist.metrics import duplicate_rows, label_problem, neighbour_quality
+from tsne_dist.neighbors import graph_recall
+from conftest import FAST, read_metrics, run_cli
+
+
+def _error_lines(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("tsne-dist: error:")]
+
+
+def _copies_catalog(seed: int = 0) -> np.ndarray:
+    """2,000 rows: 1,600 copies of 8 distinct vectors, then 400 distinct ones."""
+    rng = np.random.default_rng(seed)
+    distinct = rng.normal(size=(8, 6)) * 4
+    return np.vstack([np.repeat(distinct, 200, axis=0), rng.normal(size=(400, 6))]).astype(np.float32)
+
+
+def _tie_aware_recall(vectors: np.ndarray, layout: np.ndarray, k: int) -> float:
+    """The definition, computed directly: a map neighbour is a hit when it is at most as far
+    in high-D as the true k-th neighbour."""
+    hits = 0
+    for query in range(len(vectors)):
+        high = np.sqrt(((vectors.astype(np.float64) - vectors[query]) ** 2).sum(axis=1))
+        low = ((layout - layout[query]) ** 2).sum(axis=1)
+        high[query], low[query] = np.inf, np.inf
+        kth = np.sort(high)[k - 1]
+        map_neighbours = np.argsort(low, kind="stable")[:k]
+        hits += int((high[map_neighbours] <= kth + 1e-9).sum())
+    return hits / (len(vectors) * k)
+
+
+def test_recall_counts_tied_neighbours_on_duplicate_rows():
+    vectors = _copies_catalog()
+    rng = np.random.default_rng(1)
+    # a map that stacks each group of copies at one spot (as t-SNE does) and scatters the rest
+    layout = np.vstack([np.repeat(rng.normal(size=(8, 2)) * 50, 200, axis=0) + rng.normal(size=(1600, 2)) * 0.01,
+                        rng.normal(size=(400, 2)) * 50])
+    quality = neighbour_quality(vectors, layout, k=10, sample=5000)
+    expected = _tie_aware_recall(vectors, layout, 10)
+    assert abs(quality.recall - expected) < 1e-9
+    assert quality.recall > 0.8  # every copy's map neighbours are its copies: 1,600 of the 2,000 rows are right
+    copies_only = neighbour_quality(vectors[:1600], layout[:1600], k=10)
+    assert copies_only.recall == 1.0 and copies_only.trustworthiness == 1.0
+    assert duplicate_rows(vectors) == 1600 and duplicate_rows(vectors[1600:]) == 0
+
+
+def test_graph_recall_counts_tied_neighbours():
+    data = np.repeat(np.random.default_rng(2).normal(size=(3, 4)), 50, axis=0).astype(np.float32)
+    # each row's graph holds its 10 highest-numbered copies: all at distance 0, as right as any 10 copies
+    indices = np.stack([np.setdiff1d(np.flatnonzero((np.arange(150) // 50) == row // 50), [row])[-10:]
+                        for row in range(150)]).astype(np.int32)
+    distances = np.zeros(indices.shape, dtype=np.float32)
+    assert graph_recall(data, indices, distances) == 1.0
+    assert graph_recall(data, indices) < 0.5  # compared by index, ties broken by index: most look wrong
+
+
+def test_a_run_on_mostly_duplicate_rows_warns_with_counts(tmp_path, capsys):
+    np.save(tmp_path / "v.npy", _copies_catalog())
+    out = str(tmp_path / "o")
+    code, _, err = run_cli(capsys, "run", "--vectors", str(tmp_path / "v.npy"), "--out", out, *FAST)
+    assert code == 0, err
+    metrics = read_metrics(out)
+    assert metrics["duplicate_rows"] == 1600
+    warning = "1,600 of 2,000 rows (80%) are exact copies of another row"
+    assert any(warning in text for text in metrics["warnings"]) and warning in err
+
+
+def test_zero_rows_under_cosine_are_refused_with_their_count(tmp_path, capsys):
+    vectors = (np.random.default_rng(3).random((600, 20)) < 0.1).astype(np.float32)
+    vectors[:45] = 0
+    vectors[45:, 0] = 1  # every other row has a non-zero entry
+    np.save(tmp_path / "v.npy", vectors)
+    out = tmp_path / "o"
+    code, _, err = run_cli(capsys, "run", "--vectors", str(tmp_path / "v.npy"), "--metric", "cosine",
+                           "--out", str(out), *FAST)
+    assert code == 2
+    assert "45 of 600 rows" in err and "all zeros" in err and "cosine distance is undefined" in err
+    assert "set --metric to euclidean" in err and len(_error_lines(err)) == 1
+    assert not (out / "run.zarr").exists() or not any((out / "run.zarr").iterdir())
+    with pytest.raises(InputError, match="`metric` to euclidean"):
+        tsne_dist.TSNE(metric="cosine").fit(vectors)
+
+
+def _write_catalog(tmp_path, ids, metadata_ids, metadata_format="csv") -> dict[str, str]:
+    rng = np.random.default_rng(4)
+    vectors = rng.normal(size=(len(ids), 5)).astype(np.float32)
+    np.save(tmp_path / "v.npy", vectors)
+    order = rng.permutation(len(ids))
+    metadata = pd.DataFrame({"id": np.asarray(metadata_ids, dtype=object)[order] if metadata_format == "csv"
+                             else np.asarray(metadata_ids)[order],
+                             "position": order})
+    path = tmp_path / f"m.{metadata_format}"
+    metadata.to_csv(path, index=False) if metadata_format == "csv" else metadata.to_parquet(path, index=False)
+    return {"vectors": str(tmp_path / "v.npy"), "metadata": str(path)}
+
+
+def test_text_ids_with_leading_zeros_stay_text(tmp_path, capsys):
+    ids = [f"{i:06d}" for i in range(100)]
+    files = _write_catalog(tmp_path, ids, ids)
+    pd.DataFrame({"id": ids}).to_csv(tmp_path / "ids.csv", index=False)
+    out = str(tmp_path / "o")
+    code, _, err = run_cli(capsys, "run", "--vectors", files["vectors"], "--ids", str(tmp_path / "ids.csv"),
+                           "--metadata", files["metadata"], "--out", out, "--perplexity", "5", *FAST[:4])
+    assert code == 0, err
+    table = pd.read_parquet(os.path.join(out, "layout.parquet"))
+    assert table["id"].tolist() == ids  # "000123" is not 123
+    expected = pd.read_csv(files["metadata"], dtype={"id": str}).set_index("id")["position"]
+    assert table["position"].tolist() == expected.loc[ids].tolist()
+
+
+@pytest.mark.parametrize("base, dtype", [(2**53, np.int64), (2**63 + 5, np.uint64)])
+def test_large_integer_ids_join_exactly(tmp_path, capsys, base, dtype):
+    ids = np.array([base + step for step in range(100)], dtype=dtype)  # differ only in the low bits
+    np.save(tmp_path / "ids.npy", ids)
+    files = _write_catalog(tmp_path, ids, ids, metadata_format="parquet")
+    out = str(tmp_path / "o")
+    code, _, err = run_cli(capsys, "run", "--vectors", files["vectors"], "--ids", str(tmp_path / "ids.npy"),
+                           "--metadata", files["metadata"], "--out", out, "--perplexity", "5", *FAST[:4])
+    assert code == 0, err
+    table = pd.read_parquet(os.path.join(out, "layout.parquet"))
+    assert table["id"].dtype == dtype and table["id"].tolist() == ids.tolist()
+    metadata = pd.read_parquet(files["metadata"]).set_index("id")["position"]
+    assert table["position"].tolist() == [metadata.loc[value] for value in ids.tolist()]
+
+
+def test_integer_ids_against_text_metadata_ids_name_both_types(tmp_path, capsys):
+    files = _write_catalog(tmp_path, np.arange(100), [f"item-{i}" for i in range(100)])
+    code, _, err = run_cli(capsys, "run", "--vectors", files["vectors"], "--metadata", files["metadata"],
+                           "--out", str(tmp_path / "o"), "--perplexity", "5", *FAST[:4])
+    assert code == 2 and len(_error_lines(err)) == 1
+    assert "the item ids are integer (int64)" in err and "holds text" in err
+
+
+def test_a_perplexity_the_neighbours_cannot_hold_is_recorded_as_what_ran(tmp_path, capsys, catalog_files):
+    out = str(tmp_path / "o")
+    code, _, err = run_cli(capsys, "run", "--vectors", catalog_files["vectors"], "--perplexity", "30",
+                           "--n-neighbors", "20", "--out", out, *FAST[:4])
+    assert code == 0, err
+    metrics = read_metrics(out)
+    assert metrics["perplexity"] == 20.0
+    assert metrics["resolved"]["perplexity"] == {"requested": 30.0, "value": 20.0, "reason": metrics["warnings"][0]}
+    assert "calibrated to perplexity 20, not 30" in metrics["warnings"][0] and "at least 90" in err
+    code, text, _ = run_cli(capsys, "info", out)
+    assert "perplexity      30.0 -> 20.0" in text
+
+
+def test_labels_that_are_not_labels_get_an_accurate_warning(tmp_path, capsys, catalog_files, catalog):
+    _, metadata = catalog
+    metadata = metadata.assign(price=np.random.default_rng(5).random(len(metadata)),
+                               title=[f"title {i}" for i in range(len(metadata))])
+    metadata.to_parquet(catalog_files["metadata"], index=False)
+    assert "looks continuous (600 distinct numbers)" in label_problem(metadata["price"], "price")
+    assert "600 distinct values for 600 items (100% are alone" in label_problem(metadata["title"], "title")
+    assert label_problem(metadata["category"], "category") is None
+    assert "needs at least two labels" in label_problem(pd.Series(["a"] * 10), "one")
+    for column, phrase in (("price", "looks continuous"), ("title", "alone in their group")):
+        out = str(tmp_path / column)
+        code, _, err = run_cli(capsys, "run", "--vectors", catalog_files["vectors"], "--ids", catalog_files["ids"],
+                               "--metadata", catalog_files["metadata"], "--label", column, "--out", out, *FAST)
+        assert code == 0, err
+        metrics = read_metrics(out)
+        assert "silhouette_2d" not in metrics and any(phrase in text for text in metrics["warnings"])
+
+
+def test_outputs_follow_the_umask(tmp_path, catalog_files):
+    out = tmp_path / "o"
+    script = ("import os, sys; os.umask(0o022); from tsne_dist.cli import main; "
+              f"sys.exit(main(['run', '--vectors', {catalog_files['vectors']!r}, '--out', {str(out)!r}, "
+              "'--n-iter', '60', '--early-exaggeration-iter', '20', '--perplexity', '10', '-q']))")
+    subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)
+    for name in ("layout.parquet", "map.png", "metrics.json"):
+        assert stat.S_IMODE((out / name).stat().st_mode) == 0o644, name
+    if (out / "viewer").exists():
+        assert stat.S_IMODE((out / "viewer").stat().st_mode) == 0o755
+        assert stat.S_IMODE((out / "viewer" / "data" / "manifest.json").stat().st_mode) == 0o644
+
+
+def test_numba_caches_outside_the_installed_package(tmp_path):
+    package = os.path.dirname(tsne_dist.__file__)
+    env = {key: value for key, value in os.environ.items() if key != "NUMBA_CACHE_DIR"}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+    script = ("import numpy as np, numba, tsne_dist; from tsne_dist.affinity import joint_probabilities; "
+              "joint_probabilities(np.array([[1], [0]], dtype=np.int32), np.ones((2, 1), np.float32), 1.0); "
+              "print(numba.config.CACHE_DIR)")
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    folder = done.stdout.strip()
+    assert folder == str(tmp_path / "cache" / "tsne_dist" / "numba")
+    cached = [name for _, _, names in os.walk(folder) for name in names]
+    assert any(name.startswith("affinity._calibrate_rows") and name.endswith(".nbi") for name in cached)
+    assert not os.path.commonpath([folder, package]) == package
+
+
+def test_one_parquet_file_for_vectors_and_metadata(tmp_path, capsys):
+    rng = np.random.default_rng(6)
+    table = pd.DataFrame({"id": np.arange(300), "popularity": rng.integers(0, 100, 300),
+                          "genre": rng.choice(["a", "b", "c"], 300)})
+    table["emb"] = list(rng.normal(size=(300, 8)).astype(np.float32))
+    for i in range(4):
+        table[f"dim_{i}"] = rng.normal(size=300)
+    path = str(tmp_path / "items.parquet")
+    table.to_parquet(path, index=False)
+    base = ["run", "--vectors", path, "--metadata", path, "--color-by", "genre", "--perplexity", "5", *FAST[:4]]
+    code, _, err = run_cli(capsys, *base, "--out", str(tmp_path / "none"))
+    assert code == 2 and "both the vectors and the metadata" in err and "--vector-cols" in err
+    out = str(tmp_path / "list")
+    code, _, err = run_cli(capsys, *base, "--vector-col", "emb", "--out", out)
+    assert code == 0, err
+    layout = pd.read_parquet(os.path.join(out, "layout.parquet"))
+    assert "emb" not in layout.columns and {"popularity", "genre", "dim_0"} <= set(layout.columns)
+    out = str(tmp_path / "pattern")
+    code, _, err = run_cli(capsys, *base, "--vector-cols", "dim_*", "--out", out)
+    assert code == 0, err
+    layout = pd.read_parquet(os.path.join(out, "layout.parquet"))
+    assert not any(name.startswith("dim_") for name in layout.columns) and "popularity" in layout.columns
+    assert read_metrics(out)["n_dims"] == 4
+
+
+def test_the_log_names_final_files_and_what_a_changed_setting_replaces(tmp_path, capsys, catalog_files):
+    out = str(tmp_path / "o")
+    args = ["run", "--vectors", catalog_files["vectors"], "--out", out, *FAST]
+    code, _, err = run_cli(capsys, *args)
+    assert code == 0 and f"wrote {os.path.join(out, 'map.png')}" in err
+    assert ".tmp" not in err
+    code, _, err = run_cli(capsys, *args, "--n-iter", "150")
+    assert "stage layout: settings changed (n_iter 120 -> 150); replacing its earlier result" in err
+
+
+def test_config_file_paths_resolve_against_the_file_and_verbose_logs(tmp_path, catalog_files, capsys,
+                                                                     monkeypatch):
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    os.link(catalog_files["vectors"], folder / "v.npy")
+    (folder / "run.yaml").write_text("vectors: v.npy\nout: maps/a\nn_iter: 60\nearly_exaggeration_iter: 20\n"
+                                     "perplexity: 10\n")
+    monkeypatch.chdir(tmp_path)
+    library_logger = logging.getLogger("tsne_dist")  # as a fresh library user has it (earlier CLI tests set it up)
+    monkeypatch.setattr(library_logger, "handlers", [])
+    monkeypatch.setattr(library_logger, "propagate", True)
+    monkeypatch.setattr(library_logger, "level", logging.NOTSET)
+    result = tsne_dist.run(str(folder / "run.yaml"), verbose=True)
+    assert result.out == str(folder / "maps" / "a")
+    assert "stage layout: done" in capsys.readouterr().err
+    tsne_dist.run(str(folder / "run.yaml"))
+    assert capsys.readouterr().err == ""  # quiet without verbose, as a library should be
+
+
+def test_the_viewer_opens_on_the_runs_color_by(tmp_path, capsys, catalog_files):
+    from tsne_dist.viz.export import bundle_available
+
+    if not bundle_available():
+        pytest.skip("the viewer bundle is not built in this install")
+    out = str(tmp_path / "o")
+    code, _, err = run_cli(capsys, "run", "--vectors", catalog_files["vectors"], "--ids", catalog_files["ids"],
+                           "--metadata", catalog_files["metadata"], "--color-by", "subcategory", "--out", out, *FAST)
+    assert code == 0, err
+    with open(os.path.join(out, "viewer", "data", "manifest.json")) as handle:
+        assert json.load(handle)["color_by"] == "subcategory"
