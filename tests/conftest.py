@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -41,49 +43,56 @@ def catalog_files(tmp_path, catalog) -> dict[str, str]:
     return paths
 
 
-# Test files that run pynndescent share one test process, in this order: the first compiles it
-# (the numba cache then serves the rest, including the Dask workers that test_sharded starts).
-PYNNDESCENT_FILES = ("test_knn.py", "test_pipeline.py", "test_sharded.py")
-
-
-# The longest groups are handed out first, so no process is left with a long file at the end.
-LONG_GROUPS = ("pynndescent", "test_engine.py", "test_quality.py", "test_cooccurrence_movielens.py",
-               "test_cooccurrence_pipeline.py", "test_affinity.py")
+# Files whose tests run pynndescent: they start after the long files below, and wait for the
+# warm-up (started when the session starts) to have compiled pynndescent into the numba cache.
+PYNNDESCENT_FILES = ("test_sharded.py", "test_pipeline.py", "test_knn.py")
+# Files handed out first, longest first, so that no process is left with a long file at the end.
+LONG_FILES = ("test_quality.py", "test_engine.py", "test_cooccurrence_pipeline.py",
+              "test_cooccurrence_movielens.py", "test_affinity.py", *PYNNDESCENT_FILES)
+WARM_UP_DONE = "TSNE_DIST_TEST_WARM_UP_DONE"
 
 
 def pytest_configure(config):
-    """In each of several test processes, use this process's share of the cores.
-
-    Every process otherwise starts a BLAS, OpenMP and numba thread per core, and
-    their threads spin against each other; child processes (Dask workers, CLI runs)
-    inherit the limits through the environment.
-    """
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    if workers < 2:
+    """With several test processes, compile pynndescent once, in the background, while the first
+    files run: every later process (test processes, Dask workers, CLI runs) loads it from the
+    numba cache (``tsne-dist warm-up``) instead of compiling it again."""
+    if hasattr(config, "workerinput") or not config.getoption("numprocesses", None):
         return
-    import numba
-    from threadpoolctl import threadpool_limits
-
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # numba's is set below
-        os.environ[name] = str(threads)
-    config.thread_limits = threadpool_limits(threads)
-    numba.set_num_threads(threads)
+    done = os.path.join(tempfile.mkdtemp(prefix="tsne-dist-warm-up-"), "done")
+    os.environ[WARM_UP_DONE] = done
+    command = (f"import subprocess, sys; subprocess.run([sys.executable, '-m', 'tsne_dist', 'warm-up', "
+               f"'--part', 'pynndescent', '-q']); open({done!r}, 'w').close()")
+    config.warm_up = subprocess.Popen([sys.executable, "-c", command], stdout=subprocess.DEVNULL)
 
 
-def _group(item) -> str:
-    name = item.path.name
-    return "pynndescent" if name in PYNNDESCENT_FILES else name
+def pytest_unconfigure(config):
+    warm_up = getattr(config, "warm_up", None)
+    if warm_up is not None:
+        warm_up.wait(timeout=600)
+        marker = os.environ.get(WARM_UP_DONE)
+        if marker:
+            shutil.rmtree(os.path.dirname(marker), ignore_errors=True)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _pynndescent_compiled(request):
+    """Tests of PYNNDESCENT_FILES wait (at most 10 minutes) for the session's warm-up."""
+    marker = os.environ.get(WARM_UP_DONE)
+    if marker and request.path.name in PYNNDESCENT_FILES:
+        for _ in range(6000):
+            if os.path.exists(marker):
+                break
+            time.sleep(0.1)
+    yield
 
 
 def pytest_collection_modifyitems(config, items):
-    """Group tests for pytest-xdist's ``--dist loadgroup``: one group per file, except
-    that the files using pynndescent form one group (see PYNNDESCENT_FILES); the long
-    groups come first."""
-    rank = {group: position for position, group in enumerate(LONG_GROUPS)}
-    items.sort(key=lambda item: rank.get(_group(item), len(LONG_GROUPS)))  # stable: file order within a group
+    """One xdist group per file (``--dist loadgroup`` keeps a file's module fixtures in one
+    process); the LONG_FILES come first, in that order."""
+    rank = {name: position for position, name in enumerate(LONG_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONG_FILES)))  # stable: file order otherwise
     for item in items:
-        item.add_marker(pytest.mark.xdist_group(_group(item)))
+        item.add_marker(pytest.mark.xdist_group(item.path.name))
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
