@@ -50,3 +50,28 @@ def test_remove_outputs_deletes_only_our_files_and_our_viewer(tmp_path):
     (tmp_path / "viewer" / "mine.html").write_text("a user's own page")  # not ours: kept
     remove_outputs(str(tmp_path))
     assert (tmp_path / "viewer" / "mine.html").exists()
+
+
+def test_a_store_at_an_fsspec_url_works_like_a_local_one():
+    import numpy as np
+    import pytest
+
+    from tsne_dist.errors import StoreError
+
+    location = "memory://tsne-dist-tests/runs/a"
+    store = RunStore.for_run(location, {"vectors": "x"}, {"perplexity": 30})
+    group = store.begin("knn")
+    store.write(group, "indices", np.arange(12, dtype=np.int32).reshape(4, 3))
+    store.finish("knn", "fp1", {"k": 3}, 0.5)
+    store.record_resolved({"engine": {"requested": "auto", "value": "numpy", "reason": "r"}})
+    again = RunStore.open(location)
+    assert again.url == location + "/run.zarr"
+    assert again.is_done("knn", "fp1") and again.read("knn", "indices")[3].tolist() == [9, 10, 11]
+    assert again.run_attrs()["resolved"]["engine"]["value"] == "numpy"
+    assert again.run_attrs()["config"] == {"perplexity": 30}
+    with pytest.raises(StoreError, match="holds a run made from other input"):
+        RunStore.for_run(location, {"vectors": "y"}, {})
+    RunStore.for_run(location, {"vectors": "y"}, {}, overwrite=True)  # replaced whole
+    assert RunStore.open(location).marker("knn") is None
+    with pytest.raises(StoreError, match="holds no tsne_dist run"):
+        RunStore.open("memory://tsne-dist-tests/runs/none")
