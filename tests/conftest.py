@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -43,56 +41,17 @@ def catalog_files(tmp_path, catalog) -> dict[str, str]:
     return paths
 
 
-# Files whose tests run pynndescent: they start after the long files below, and wait for the
-# warm-up (started when the session starts) to have compiled pynndescent into the numba cache.
-PYNNDESCENT_FILES = ("test_sharded.py", "test_pipeline.py", "test_knn.py")
-# Files handed out first, longest first, so that no process is left with a long file at the end.
-LONG_FILES = ("test_quality.py", "test_engine.py", "test_cooccurrence_pipeline.py",
-              "test_cooccurrence_movielens.py", "test_affinity.py", *PYNNDESCENT_FILES)
-WARM_UP_DONE = "TSNE_DIST_TEST_WARM_UP_DONE"
-
-
-def pytest_configure(config):
-    """With several test processes, compile pynndescent once, in the background, while the first
-    files run: every later process (test processes, Dask workers, CLI runs) loads it from the
-    numba cache (``tsne-dist warm-up``) instead of compiling it again."""
-    if hasattr(config, "workerinput") or not config.getoption("numprocesses", None):
-        return
-    done = os.path.join(tempfile.mkdtemp(prefix="tsne-dist-warm-up-"), "done")
-    os.environ[WARM_UP_DONE] = done
-    command = (f"import subprocess, sys; subprocess.run([sys.executable, '-m', 'tsne_dist', 'warm-up', "
-               f"'--part', 'pynndescent', '-q']); open({done!r}, 'w').close()")
-    config.warm_up = subprocess.Popen([sys.executable, "-c", command], stdout=subprocess.DEVNULL)
-
-
-def pytest_unconfigure(config):
-    warm_up = getattr(config, "warm_up", None)
-    if warm_up is not None:
-        warm_up.wait(timeout=600)
-        marker = os.environ.get(WARM_UP_DONE)
-        if marker:
-            shutil.rmtree(os.path.dirname(marker), ignore_errors=True)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _pynndescent_compiled(request):
-    """Tests of PYNNDESCENT_FILES wait (at most 10 minutes) for the session's warm-up."""
-    marker = os.environ.get(WARM_UP_DONE)
-    if marker and request.path.name in PYNNDESCENT_FILES:
-        for _ in range(6000):
-            if os.path.exists(marker):
-                break
-            time.sleep(0.1)
-    yield
+# Test files that run pynndescent share one test process, in this order: the first compiles it
+# (the numba cache then serves the rest, including the Dask workers that test_sharded starts).
+PYNNDESCENT_FILES = ("test_knn.py", "test_pipeline.py", "test_sharded.py")
 
 
 def pytest_collection_modifyitems(config, items):
-    """One xdist group per file (``--dist loadgroup`` keeps a file's module fixtures in one
-    process); the LONG_FILES come first, in that order."""
-    rank = {name: position for position, name in enumerate(LONG_FILES)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(LONG_FILES)))  # stable: file order otherwise
+    """Group tests for pytest-xdist's ``--dist loadgroup``: one group per file (its module
+    fixtures start once), except that the files using pynndescent form one group."""
     for item in items:
-        item.add_marker(pytest.mark.xdist_group(item.path.name))
+        name = item.path.name
+        item.add_marker(pytest.mark.xdist_group("pynndescent" if name in PYNNDESCENT_FILES else name))
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
