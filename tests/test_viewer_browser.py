@@ -237,3 +237,22 @@ def test_compare_toggle_animates_to_second_layout(page, site):
     # the hover index follows the new layout
     hover(page, 5)
     assert page.inner_text("#tooltip").splitlines()[0] == "item-5"
+
+
+def test_the_page_opens_coloured_by_the_runs_color_by(tmp_path, browser):
+    write_run_folder(tmp_path / "run", n=120, seed=2)
+    export_viewer(str(tmp_path / "run"), color_by="score")  # a run made with --color-by score
+    server = make_server(str(tmp_path / "run"))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    page = browser.new_page(viewport={"width": 800, "height": 600})
+    try:
+        page.goto(server_url(server))
+        page.wait_for_function("window.__viewer.ready || window.__viewer.error !== null", timeout=30_000)
+        assert page.evaluate("window.__viewer.error") is None
+        assert page.evaluate("window.__viewer.colorBy") == "score"  # not the first category column
+        assert page.eval_on_selector("#color-by", "element => element.value") == "score"
+    finally:
+        page.close()
+        server.shutdown()
+        server.server_close()
