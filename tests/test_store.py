@@ -58,7 +58,9 @@ def test_a_store_at_an_fsspec_url_works_like_a_local_one():
 
     from tsne_dist.errors import StoreError
 
-    location = "memory://tsne-dist-tests/runs/a"
+    import uuid
+
+    location = f"memory://tsne-dist-tests/{uuid.uuid4().hex}/a"
     store = RunStore.for_run(location, {"vectors": "x"}, {"perplexity": 30})
     group = store.begin("knn")
     store.write(group, "indices", np.arange(12, dtype=np.int32).reshape(4, 3))

@@ -60,14 +60,19 @@ def test_recall_counts_tied_neighbours_on_duplicate_rows():
     assert duplicate_rows(vectors) == 1600 and duplicate_rows(vectors[1600:]) == 0
 
 
-def test_graph_recall_counts_tied_neighbours():
+def test_graph_recall_counts_tied_neighbours_and_still_catches_wrong_ones():
     data = np.repeat(np.random.default_rng(2).normal(size=(3, 4)), 50, axis=0).astype(np.float32)
+    group = np.arange(150) // 50
     # each row's graph holds its 10 highest-numbered copies: all at distance 0, as right as any 10 copies
-    indices = np.stack([np.setdiff1d(np.flatnonzero((np.arange(150) // 50) == row // 50), [row])[-10:]
-                        for row in range(150)]).astype(np.int32)
-    distances = np.zeros(indices.shape, dtype=np.float32)
-    assert graph_recall(data, indices, distances) == 1.0
-    assert graph_recall(data, indices) < 0.5  # compared by index, ties broken by index: most look wrong
+    tied = np.stack([np.setdiff1d(np.flatnonzero(group == group[row]), [row])[-10:] for row in range(150)])
+    assert graph_recall(data, tied.astype(np.int32)) == 1.0
+    # copies of another vector are wrong, whatever distances a graph might claim for them
+    wrong = np.stack([np.flatnonzero(group == (group[row] + 1) % 3)[:10] for row in range(150)])
+    assert graph_recall(data, wrong.astype(np.int32)) == 0.0
+    half = np.concatenate([tied[:, :5], wrong[:, :5]], axis=1).astype(np.int32)
+    assert graph_recall(data, half) == 0.5
+    repeated = np.repeat(tied[:, :1], 10, axis=1).astype(np.int32)  # one right neighbour, ten times
+    assert graph_recall(data, repeated) == 0.1
 
 
 def test_a_run_on_mostly_duplicate_rows_warns_with_counts(tmp_path, capsys):
@@ -180,15 +185,17 @@ def test_labels_that_are_not_labels_get_an_accurate_warning(tmp_path, capsys, ca
 
 def test_outputs_follow_the_umask(tmp_path, catalog_files):
     out = tmp_path / "o"
-    script = ("import os, sys; os.umask(0o022); from tsne_dist.cli import main; "
+    script = ("import os, sys; os.umask(0o027); from tsne_dist.cli import main; "
               f"sys.exit(main(['run', '--vectors', {catalog_files['vectors']!r}, '--out', {str(out)!r}, "
               "'--n-iter', '60', '--early-exaggeration-iter', '20', '--perplexity', '10', '-q']))")
     subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)
     for name in ("layout.parquet", "map.png", "metrics.json"):
-        assert stat.S_IMODE((out / name).stat().st_mode) == 0o644, name
-    if (out / "viewer").exists():
-        assert stat.S_IMODE((out / "viewer").stat().st_mode) == 0o755
-        assert stat.S_IMODE((out / "viewer" / "data" / "manifest.json").stat().st_mode) == 0o644
+        assert stat.S_IMODE((out / name).stat().st_mode) == 0o640, name  # 0o666 & ~0o027, not a temp file's 0o600
+    from tsne_dist.viz.export import bundle_available
+
+    if bundle_available():
+        assert stat.S_IMODE((out / "viewer").stat().st_mode) == 0o750
+        assert stat.S_IMODE((out / "viewer" / "data" / "manifest.json").stat().st_mode) == 0o640
 
 
 def test_numba_caches_outside_the_installed_package(tmp_path):
@@ -253,6 +260,7 @@ def test_config_file_paths_resolve_against_the_file_and_verbose_logs(tmp_path, c
     monkeypatch.setattr(library_logger, "handlers", [])
     monkeypatch.setattr(library_logger, "propagate", True)
     monkeypatch.setattr(library_logger, "level", logging.NOTSET)
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])  # pytest's own capture handlers hang on the root
     result = tsne_dist.run(str(folder / "run.yaml"), verbose=True)
     assert result.out == str(folder / "maps" / "a")
     assert "stage layout: done" in capsys.readouterr().err

@@ -116,6 +116,10 @@ class TSNE:
         n_items, n_dims = vectors.shape
         k = neighbours_for(params["perplexity"], params["n_neighbors"])
         check_item_count(n_items, params["perplexity"], k)
+        if k < params["perplexity"]:
+            logger.warning("with n_neighbors %d each row is calibrated to perplexity %d, not %g; for perplexity %g "
+                           "set n_neighbors to at least %d", k, k, params["perplexity"], params["perplexity"],
+                           int(round(3 * params["perplexity"])))
         backend, _ = choose_backend(params["knn"], n_items, n_dims, gpu_free_bytes=gpu_free_bytes())
         engine, _ = choose_engine(params["engine"], n_items)
         knn = nearest_neighbors(vectors, k, backend=backend, metric=params["metric"], seed=params["seed"],

@@ -12,8 +12,11 @@ once per machine, not once per process.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+
+logger = logging.getLogger("tsne_dist")
 
 
 def default_cache_dir() -> str:
@@ -106,7 +109,10 @@ def enable_pynndescent_cache() -> int:
                 if (isinstance(value, Dispatcher) and id(value) not in seen
                         and (getattr(value.py_func, "__module__", "") or "").startswith("pynndescent")):
                     seen.add(id(value))
-                    value._cache = StableSignatureCache(value.py_func)  # what Dispatcher.enable_caching does
+                    try:
+                        value._cache = StableSignatureCache(value.py_func)  # what Dispatcher.enable_caching does
+                    except Exception as exc:  # noqa: BLE001 - a numba without this internal: compile as before
+                        logger.debug("pynndescent cache not enabled for %s: %s", value.py_func.__name__, exc)
     finally:
         numba.config.CACHE_DIR = previous
     _PYNNDESCENT_CACHED.append(len(seen))

@@ -26,11 +26,12 @@ from sklearn.metrics import silhouette_score
 
 from .neighbors.metric import prepare_metric
 from .neighbors.bruteforce import squared_distances
-from .neighbors.exact import kth_smallest, tied_hits
+from .neighbors.exact import tied_hits
 
 logger = logging.getLogger("tsne_dist")
 
 QUERY_BLOCK_VALUES = 2**25  # float64 distances held per query block (256 MB)
+EXPANSION_TOLERANCE = 1e-9  # of |q|² + |x|²: two squared distances this close are a tie
 
 
 @dataclass
@@ -99,14 +100,20 @@ def neighbour_quality(vectors: np.ndarray, layout: np.ndarray, *, k: int = 10, s
     query_block = int(np.clip(QUERY_BLOCK_VALUES // n_items, 8, 256))
     for start in range(0, len(queries), query_block):
         block = queries[start:start + query_block]
-        distances = squared_distances(query_data[block], data, sq_norms)
-        distances[np.arange(len(block)), block] = np.inf
+        rows = np.arange(len(block))
+        query_rows, query_sq = query_data[block], (query_data[block] ** 2).sum(axis=1)
+        distances = squared_distances(query_rows, data, sq_norms)  # |q|² + |x|² - 2 q·x: fast, rounded
+        distances[rows, block] = np.inf
         block_map = map_neighbours[start:start + query_block]
-        map_distances = np.take_along_axis(distances, block_map, axis=1)
-        rounding = 1e-9 * ((query_data[block] ** 2).sum(axis=1) + sq_norms.max())  # of the expansion, squared
-        hits += int(tied_hits(map_distances, kth_smallest(distances, k), atol=rounding).sum())
+        # the map neighbours' squared distances computed directly, so exact copies are exactly 0
+        map_distances = ((query_rows[:, None, :] - data[block_map]) ** 2).sum(axis=2)
+        kth_item = np.argpartition(distances, k - 1, axis=1)[:, k - 1]
+        kth = distances[rows, kth_item]
+        # the expansion's rounding for one pair is about 1e-16 (|q|² + |x|²); allow 1e-9 of it, per pair
+        hits += int(tied_hits(map_distances, kth, rtol=0.0, atol=EXPANSION_TOLERANCE * (query_sq + sq_norms[kth_item])).sum())
         # 1-based high-D rank of each map neighbour; items tied with it (within rounding) do not outrank it
-        ranks = _ranks_below(distances, map_distances - rounding[:, None]) + 1
+        margin = EXPANSION_TOLERANCE * (query_sq[:, None] + sq_norms[block_map])
+        ranks = _ranks_below(distances, map_distances - margin) + 1
         penalty += np.clip(ranks - k, 0, None).sum()
     n_sampled = len(queries)
     recall = hits / (n_sampled * k)
@@ -127,10 +134,17 @@ def _map_neighbours(layout: np.ndarray, queries: np.ndarray, k: int) -> np.ndarr
 def duplicate_rows(vectors: np.ndarray) -> int:
     """How many rows are exact copies of at least one other row (all copies counted).
 
-    Rows are compared by their bytes (a hash per row, then equality of hashes).
+    Rows are compared by a 64-bit hash of their bytes, computed in row blocks
+    (memory bounded by one block, O(N x D) time).
     """
     rows = np.ascontiguousarray(vectors)
-    keys = pd.util.hash_array(rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel())
+    words = rows.view(np.uint8).reshape(len(rows), -1)
+    coefficients = np.random.default_rng(0).integers(1, 2**63, size=words.shape[1], dtype=np.uint64) | 1
+    keys = np.empty(len(rows), dtype=np.uint64)
+    block = max(1, (1 << 24) // max(words.shape[1], 1))
+    with np.errstate(over="ignore"):
+        for start in range(0, len(rows), block):  # a hash of each row's bytes, modulo 2**64, in row blocks
+            keys[start:start + block] = (words[start:start + block].astype(np.uint64) * coefficients).sum(axis=1)
     return int(pd.Series(keys).duplicated(keep=False).sum())
 
 
@@ -143,15 +157,17 @@ def label_problem(labels: pd.Series, name: str) -> str | None:
     Silhouettes compare groups: they need at least two groups, and groups with
     members. A numeric column with many distinct values (a measurement such as a
     price) or a column where most items are alone in their group (ids, titles)
-    gives silhouettes near 0 whatever the map shows.
+    gives silhouettes near 0 whatever the map shows. (Integer codes with many
+    classes are judged by their group sizes, not as measurements.)
     """
     known = pd.Series(labels).dropna()
+    if known.map(np.ndim).any():
+        return f"label {name!r} holds lists or arrays, not one label per item: silhouettes were not computed"
     counts = known.value_counts()
     if len(known) < 3 or len(counts) < 2:
         return (f"silhouette of {name!r} is undefined: it needs at least two labels "
                 f"({len(counts)} distinct among {len(known):,} labelled items)")
-    numeric = pd.api.types.is_numeric_dtype(known.dtype) and not pd.api.types.is_bool_dtype(known.dtype)
-    if numeric and len(counts) > MAX_LABEL_VALUES:
+    if pd.api.types.is_float_dtype(known.dtype) and len(counts) > MAX_LABEL_VALUES:
         return (f"label {name!r} looks continuous ({len(counts):,} distinct numbers), not like categories: "
                 "silhouettes were not computed; bin it into a few ranges or choose a category column")
     alone = float(counts[counts == 1].sum()) / len(known)

@@ -46,7 +46,15 @@ def prepare_out_dir(out: str) -> str:
 
 
 def current_umask() -> int:
-    """The process's umask (read without changing it for longer than one call)."""
+    """The process's umask, read from /proc where it can be (setting it to read it would
+    change it for every thread for a moment)."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask

@@ -27,6 +27,14 @@ def verbose_logging(verbose: bool) -> Iterator[None]:
     if not verbose or logger.handlers:
         yield
         return
+    if logging.getLogger().handlers:  # the application logs through the root logger: use its handlers
+        level = logger.level
+        logger.setLevel(logging.INFO)
+        try:
+            yield
+        finally:
+            logger.setLevel(level)
+        return
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S"))
     level, propagate = logger.level, logger.propagate

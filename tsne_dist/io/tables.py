@@ -13,6 +13,9 @@ from .sources import open_fs, reading, require_exists, suffix_of
 logger = logging.getLogger("tsne_dist")
 
 
+ALL_COLUMNS = ("*",)  # text_columns meaning every column
+
+
 def read_table(url: str | pd.DataFrame, what: str, text_columns: tuple[str, ...] = ()) -> pd.DataFrame:
     """Read a Parquet or CSV table from a path or fsspec URL (a DataFrame is used as is).
 
@@ -29,6 +32,9 @@ def read_table(url: str | pd.DataFrame, what: str, text_columns: tuple[str, ...]
             return pd.read_parquet(path, filesystem=fs)
         if suffix in (".csv", ".tsv"):
             with fs.open(path, "rb") as handle:
+                if text_columns == ALL_COLUMNS:  # every cell as written: only empty cells are missing ("NA" is an id)
+                    return pd.read_csv(handle, sep="\t" if suffix == ".tsv" else ",", dtype=str,
+                                       keep_default_na=False, na_values=[""])
                 return pd.read_csv(handle, sep="\t" if suffix == ".tsv" else ",", low_memory=False,
                                    dtype={name: str for name in text_columns})
     raise InputError(f"cannot tell the format of {what} {url}", "use a .parquet or .csv file")
@@ -51,7 +57,7 @@ def read_ids(url: str | np.ndarray, id_col: str) -> np.ndarray:
         if suffix == ".txt":
             with fs.open(path, "rt") as handle:
                 return np.array([line.rstrip("\n") for line in handle if line.rstrip("\n")], dtype=object)
-    table = read_table(url, "ids file", text_columns=(id_col,))
+    table = read_table(url, "ids file", text_columns=ALL_COLUMNS)
     if id_col in table.columns:
         return table[id_col].to_numpy()
     if table.shape[1] == 1:
@@ -99,8 +105,18 @@ def check_ids(ids: np.ndarray | None, n_items: int, source: str) -> np.ndarray:
 
 
 def _integer_array(ids: np.ndarray) -> np.ndarray:
-    """Python ints as int64, or uint64 when one is at or above 2**63."""
-    return np.array(list(ids), dtype=np.uint64 if max(ids) >= 2**63 else np.int64)
+    """Python ints as int64, or uint64 when one is at or above 2**63.
+
+    Raises
+    ------
+    InputError
+        When the ids do not fit one 64-bit integer type.
+    """
+    try:
+        return np.array(list(ids), dtype=np.uint64 if max(ids) >= 2**63 else np.int64)
+    except OverflowError:
+        raise InputError(f"integer ids from {min(ids)} to {max(ids)} do not fit one 64-bit integer type",
+                         "use ids between -2**63 and 2**63 - 1, or between 0 and 2**64 - 1, or text ids") from None
 
 
 def join_metadata(ids: np.ndarray, metadata: pd.DataFrame, id_col: str, source: str, *,
@@ -144,7 +160,7 @@ def join_metadata(ids: np.ndarray, metadata: pd.DataFrame, id_col: str, source: 
     return table.loc[item_keys.to_numpy()].reset_index(drop=True)
 
 
-INTEGER_TEXT = r"^\s*[+-]?\d+(\.0*)?\s*$"  # "123", "000123", and "1000.0" as CSV writers print whole floats
+INTEGER_TEXT = r"^\s*[+-]?[0-9]+(\.0*)?\s*$"  # "123", "000123", and "1000.0" as CSV writers print whole floats
 
 
 def _key_kind(values: pd.Series) -> str:
@@ -191,6 +207,10 @@ def comparable_keys(ids: pd.Series, other: pd.Series, what: str, other_what: str
                              "give both the same kind of ids (check `id_col`)")
         kinds = ("integer", "integer")
     if kinds == ("integer", "integer"):
+        same = {ids.dtype.kind, other.dtype.kind}
+        if same in ({"i"}, {"u"}):  # both int64-like or both uint64-like: exact as arrays
+            return ids.astype(np.uint64 if same == {"u"} else np.int64), other.astype(
+                np.uint64 if same == {"u"} else np.int64)
         return _as_int_keys(ids), _as_int_keys(other)
     return _as_text_keys(ids), _as_text_keys(other)
 
@@ -201,6 +221,8 @@ def _as_int_keys(values: pd.Series) -> pd.Series:
 
 
 def _as_text_keys(values: pd.Series) -> pd.Series:
+    if values.dtype.kind in "OSU" and not values.isna().any():
+        return values.astype(str).astype(object)
     return values.map(lambda value: value if pd.isna(value) else str(value)).astype(object)
 
 

@@ -13,7 +13,7 @@ from ..progress import Progress
 from ..xp import cupy_or_none
 from .gpu import cuml_knn
 from .exact import exact_knn, tied_hits
-from .metric import check_defined
+from .metric import check_defined, prepare_metric
 from .nndescent import nndescent_knn
 
 logger = logging.getLogger("tsne_dist")
@@ -169,9 +169,14 @@ def _sharded_on_dask(vectors: np.ndarray, k: int, metric: str, seed: int, cluste
         return sharded_knn(client, vectors, k, n_shards=n_shards, metric=metric, seed=seed)
 
 
-def graph_recall(vectors: np.ndarray, indices: np.ndarray, distances: np.ndarray | None = None, *,
-                 metric: str = "euclidean", sample: int = 1000, seed: int = 0) -> float:
+def graph_recall(vectors: np.ndarray, indices: np.ndarray, *, metric: str = "euclidean", sample: int = 1000,
+                 seed: int = 0) -> float:
     """Share of the exact k nearest neighbours that a kNN graph holds, on sampled rows, ties included.
+
+    A graph neighbour counts when it is at most as far as the row's exact k-th
+    neighbour (so any of several equally near items is right); distances are
+    recomputed here, directly in float64 in the metric's search space, never taken
+    from the graph. Repeated entries and the row itself count once at most / not at all.
 
     Parameters
     ----------
@@ -179,15 +184,10 @@ def graph_recall(vectors: np.ndarray, indices: np.ndarray, distances: np.ndarray
         (N, D) vectors the graph was built from.
     indices : np.ndarray
         (N, k) neighbour row numbers (self excluded).
-    distances : np.ndarray, optional
-        (N, k) the graph's distances in ``metric``. With them, a graph neighbour
-        counts when it is at most as far as the row's exact k-th neighbour (so any
-        of several equally near items is right); without them, the graph row is
-        compared with the exact row, ties broken by index.
     metric : str
         The metric the graph used.
     sample : int
-        Rows whose exact neighbours are computed (all rows when N is smaller).
+        Rows checked (all rows when N is smaller).
     seed : int
         Seed of the sample.
 
@@ -199,10 +199,15 @@ def graph_recall(vectors: np.ndarray, indices: np.ndarray, distances: np.ndarray
     n_items, k = indices.shape
     rng = np.random.default_rng(seed)
     rows = np.arange(n_items) if n_items <= sample else np.sort(rng.choice(n_items, size=sample, replace=False))
-    exact, exact_distances = exact_knn(vectors, k, metric, queries=rows)
-    if distances is not None:
-        scale = float(np.abs(exact_distances).max()) if exact_distances.size else 0.0
-        hits = int(tied_hits(distances[rows], exact_distances[:, -1], rtol=1e-4, atol=1e-6 * scale).sum())
-    else:
-        hits = sum(len(np.intersect1d(found, true)) for found, true in zip(indices[rows], exact))
+    exact, _ = exact_knn(vectors, k, metric, queries=rows)
+    items, queries = prepare_metric(vectors, metric)
+    items, queries = np.asarray(items, dtype=np.float64), np.asarray(queries, dtype=np.float64)
+    hits = 0
+    for row, found, true in zip(rows, indices[rows], exact):
+        found = np.unique(found[(found >= 0) & (found != row)])
+        query = queries[row]
+        kth = ((query - items[true[-1]]) ** 2).sum()
+        distances = ((query - items[found]) ** 2).sum(axis=1)
+        tolerance = 1e-9 * ((query ** 2).sum() + (items[true[-1]] ** 2).sum())
+        hits += int(tied_hits(distances[None, :], np.array([kth]), rtol=1e-6, atol=tolerance)[0])
     return hits / (len(rows) * k)

@@ -42,11 +42,6 @@ def exact_knn(vectors: np.ndarray, k: int, metric: str, *, queries: np.ndarray |
     return indices, to_metric_distance(distances, metric)
 
 
-def kth_smallest(distances: np.ndarray, k: int) -> np.ndarray:
-    """Each row's k-th smallest value, (rows,)."""
-    return np.partition(distances, k - 1, axis=1)[:, k - 1]
-
-
 def tied_hits(found_distances: np.ndarray, kth: np.ndarray, rtol: float = 1e-5,
               atol: np.ndarray | float = 0.0) -> np.ndarray:
     """Per row, how many found neighbours are at most as far as the true k-th neighbour.

@@ -37,7 +37,10 @@ def check_defined(vectors: np.ndarray, metric: str, source: str) -> None:
     """
     if metric != "cosine":
         return
-    zero = int((~np.any(np.asarray(vectors) != 0, axis=1)).sum())
+    array = np.asarray(vectors)
+    block = max(1, (1 << 22) // max(array.shape[1], 1))
+    zero = sum(int((~np.any(array[start:start + block] != 0, axis=1)).sum())
+               for start in range(0, len(array), block))
     if zero:
         raise InputError(f"{zero:,} of {len(vectors):,} rows in {source} are all zeros, and cosine distance is "
                          "undefined for them", "drop those rows, or set `metric` to euclidean")

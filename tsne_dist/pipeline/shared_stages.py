@@ -42,7 +42,7 @@ def knn_stage(runner: StageRunner) -> None:
         runner.store.write(group, "distances", result.distances)
         extra = {"reason": result.reason}
         if backend != "bruteforce":
-            recall = graph_recall(vectors, result.indices, result.distances, metric=config.metric, seed=config.seed)
+            recall = graph_recall(vectors, result.indices, metric=config.metric, seed=config.seed)
             extra["graph_recall"] = round(recall, 5)
             logger.info("kNN graph recall@%d on a 1,000-item sample: %.4f", plan.k, recall)
         return extra

@@ -380,10 +380,12 @@ def _write_data(folder: str, table: pd.DataFrame, knn_indices: np.ndarray | None
         "transform": {"centre": centre.tolist(), "half_range": half},
         "ids": _text_entry(writer, "ids", "id", table["id"]),
         "columns": [], "knn": None, "outlier": None,
-        "color_by": color_by if color_by in table.columns else None,
+        "color_by": None,
     }
     for index, name in enumerate(column for column in table.columns if column not in ("id", "x", "y")):
         manifest["columns"].append(_column_entry(writer, index, name, table[name], n_items))
+    colourable = {entry["name"] for entry in manifest["columns"] if entry.get("kind") in ("category", "number")}
+    manifest["color_by"] = color_by if color_by in colourable else None  # a text column cannot colour the map
     if knn_indices is not None and n_items > 1:
         k = min(n_neighbors, knn_indices.shape[1])
         bits = max(1, int(math.ceil(math.log2(n_items))))
