@@ -279,3 +279,16 @@ def test_the_viewer_opens_on_the_runs_color_by(tmp_path, capsys, catalog_files):
     assert code == 0, err
     with open(os.path.join(out, "viewer", "data", "manifest.json")) as handle:
         assert json.load(handle)["color_by"] == "subcategory"
+
+
+def test_a_failed_run_leaves_no_empty_folder_and_piped_output_stops_quietly(tmp_path, catalog_files):
+    out = tmp_path / "new"
+    vectors = np.zeros((50, 4), dtype=np.float32)
+    np.save(tmp_path / "zeros.npy", vectors)
+    done = subprocess.run([sys.executable, "-m", "tsne_dist", "run", "--vectors", str(tmp_path / "zeros.npy"),
+                           "--metric", "cosine", "--perplexity", "5", "--out", str(out)], capture_output=True, text=True)
+    assert done.returncode == 2 and "all zeros" in done.stderr
+    assert not out.exists()  # the folder the failed run made is gone (a folder that existed before is kept)
+    piped = subprocess.run(f"{sys.executable} -m tsne_dist settings | head -1", shell=True, capture_output=True,
+                           text=True)
+    assert piped.stdout.startswith("| flag |") and "Traceback" not in piped.stderr

@@ -179,6 +179,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tsne-dist: interrupted; finished stages are kept, rerun to continue", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `tsne-dist settings | head`: the reader is gone, which is fine
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

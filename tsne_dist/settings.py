@@ -295,7 +295,7 @@ def _check_constraint(setting: Setting, name: str, value: Any) -> None:
     low, high = setting.minimum, setting.maximum
     if (low is not None and value < low) or (high is not None and value > high):
         allowed = f"between {_number(low)} and {_number(high)}" if high is not None else f"at least {_number(low)}"
-        raise ConfigError(f"{name} must be {allowed}, got {value}", f"set `{name}` {allowed}")
+        raise ConfigError(f"{name} must be {allowed}, got {value}", f"set `{name}` to {allowed}")
     if value in setting.excluded:
         raise ConfigError(f"{name} must not be {value}", f"set `{name}` to another value")
 

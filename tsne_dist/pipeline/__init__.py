@@ -7,9 +7,11 @@ The only code that knows the config, the run store and the output folder:
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from ..config import Config
+from ..errors import UserError
 from ..progress import verbose_logging
 from .finish import Result
 from .info import RunInfo, describe, open_run
@@ -42,6 +44,10 @@ def run(config: Config | dict[str, Any] | str, *, verbose: bool = False) -> Resu
     """
     with verbose_logging(verbose):
         plan = make_plan(config)
-        if plan.path == "interactions":
-            return run_interactions(plan)
-        return run_vectors(plan)
+        existed = os.path.exists(plan.out)
+        try:
+            return run_interactions(plan) if plan.path == "interactions" else run_vectors(plan)
+        except UserError:
+            if not existed and os.path.isdir(plan.out) and not os.listdir(plan.out):
+                os.rmdir(plan.out)  # the folder this failed run made, still empty: leave no clutter
+            raise
