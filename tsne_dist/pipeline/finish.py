@@ -73,13 +73,15 @@ def _export_viewer(out: str) -> None:
 def metrics_document(runner: StageRunner, n_items: int) -> dict[str, Any]:
     """The content of ``metrics.json``: figures, what ran, timings and memory by stage."""
     store, plan = runner.store, runner.plan
-    names = [name for name in STAGE_ORDER if store.marker(name)]
-    markers = {name: store.marker(name) for name in names}
+    found = {name: store.marker(name) for name in STAGE_ORDER}
+    markers = {name: marker for name, marker in found.items() if marker}
+    names = list(markers)
     timings = {name: markers[name].get("seconds") for name in names}
     timings["outputs"] = runner.timings.seconds.get("outputs")
     memory = {name: markers[name].get("peak_memory_mb") for name in names}
     memory["outputs"] = runner.timings.peak_memory_mb.get("outputs")
-    figures = store.attrs("metrics")["figures"]
+    metrics_attrs = store.attrs("metrics")
+    figures = metrics_attrs["figures"]
     layout_attrs = store.attrs("layout")
     return {
         "n_items": n_items,
@@ -99,7 +101,7 @@ def metrics_document(runner: StageRunner, n_items: int) -> dict[str, Any]:
         "metrics_sample": figures["metrics_sample"],
         "collapse": figures["collapse"],
         "duplicate_rows": figures.get("duplicate_rows"),
-        "warnings": store.attrs("metrics").get("warnings", []),
+        "warnings": metrics_attrs.get("warnings", []),
         "timings": timings,
         "peak_memory_mb": memory,
         "stages_run": runner.stages_run,

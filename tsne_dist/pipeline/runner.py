@@ -63,18 +63,6 @@ class StageRunner:
             logger.warning(warning)
         self.store.record_resolved(self.plan.resolved())
 
-    def _say_what_is_replaced(self, name: str, params: dict[str, Any]) -> None:
-        """Log why a finished stage is recomputed (its settings, or an earlier stage, changed)."""
-        earlier = self.store.marker(name)
-        if earlier is None:
-            return
-        changed = _changes(earlier.get("params", {}), params)
-        if changed:
-            logger.info("stage %s: settings changed (%s); replacing its earlier result", name, "; ".join(changed))
-        else:
-            logger.info("stage %s: an earlier stage (or the package version) changed; replacing its earlier result",
-                        name)
-
     def stage(self, name: str, params: dict[str, Any], upstream: tuple[str, ...], compute: Compute) -> bool:
         """Run ``compute(group)`` unless the stage is done with this fingerprint.
 
@@ -96,11 +84,13 @@ class StageRunner:
         """
         stage_fp = fingerprint(name, params, [self.fingerprints[up] for up in upstream])
         self.fingerprints[name] = stage_fp
-        if self.store.is_done(name, stage_fp):
+        earlier = self.store.marker(name)
+        if earlier is not None and earlier.get("fingerprint") == stage_fp:
             logger.info("stage %s: already done with these settings, skipped", name)
             self.stages_skipped.append(name)
             return False
-        self._say_what_is_replaced(name, params)
+        if earlier is not None:
+            _say_what_is_replaced(name, earlier.get("params", {}), params)
         start = time.perf_counter()
         with self.timings.stage(name):
             extra = compute(self.store.begin(name)) or {}
@@ -108,6 +98,16 @@ class StageRunner:
                           {"peak_memory_mb": self.timings.peak_memory_mb[name], **extra})
         self.stages_run.append(name)
         return True
+
+
+def _say_what_is_replaced(name: str, before: dict[str, Any], after: dict[str, Any]) -> None:
+    """Log why a finished stage is recomputed (its settings, or an earlier stage, changed)."""
+    changed = _changes(before, after)
+    if changed:
+        logger.info("stage %s: settings changed (%s); replacing its earlier result", name, "; ".join(changed))
+    else:
+        logger.info("stage %s: an earlier stage (or the package version) changed; replacing its earlier result",
+                    name)
 
 
 def _changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:

@@ -109,8 +109,9 @@ def export_viewer(out: str, compare: str | None = None, *, color_by: str | None 
         raise StoreError(f"the viewer bundle is not installed in {STATIC_DIR}",
                          'reinstall tsne-dist with Node.js and npm on PATH (pip install -e ".")')
     table = _read_layout(out, LAYOUT_FILE)
-    knn_indices, knn_distances = _read_knn(out, len(table))
-    color_by = color_by if color_by is not None else _stored_color_by(out)
+    store = _open_store(out)
+    knn_indices, knn_distances = _read_knn(store, len(table))
+    color_by = color_by if color_by is not None else _stored_color_by(store)
     second = _compare_layout(table, compare, LAYOUT_FILE) if compare else None
     final = os.path.join(out, VIEWER_DIR)
     tmp = tempfile.mkdtemp(dir=out, prefix=".viewer-")
@@ -143,33 +144,33 @@ def _read_layout(out: str, layout_file: str) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
-def _read_knn(out: str, n_items: int) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """The run's kNN indices and distances from ``run.zarr/knn`` (None when absent)."""
+def _open_store(out: str):
+    """The run's store, read-only, or None (with a warning) when it cannot be opened."""
     from ..store import RunStore
 
     try:
-        store = RunStore.open(out)
-        if not store.has("knn", "indices"):
-            raise KeyError("knn/indices")
-    except (StoreError, KeyError, ValueError, FileNotFoundError) as exc:
-        logger.warning("viewer: no kNN graph in the run store (%s); the click view will be empty", exc)
+        return RunStore.open(out)
+    except (StoreError, ValueError, FileNotFoundError) as exc:
+        logger.warning("viewer: the run store cannot be read (%s); no click view, default colours", exc)
+        return None
+
+
+def _read_knn(store, n_items: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The run's kNN indices and distances from the store (None when absent)."""
+    if store is None or not store.has("knn", "indices"):
+        logger.warning("viewer: no kNN graph in the run store; the click view will be empty")
         return None, None
     indices = store.read("knn", "indices")
     distances = store.read("knn", "distances") if store.has("knn", "distances") else None
-    if indices is not None and indices.shape[0] != n_items:
+    if indices.shape[0] != n_items:
         logger.warning("viewer: kNN graph has %d rows for %d items; not exported", indices.shape[0], n_items)
         return None, None
     return indices, distances
 
 
-def _stored_color_by(out: str) -> str | None:
-    """The ``color_by`` the run in ``out`` was asked for (None when absent or unreadable)."""
-    from ..store import RunStore
-
-    try:
-        return RunStore.open(out).run_attrs().get("config", {}).get("color_by")
-    except StoreError:
-        return None
+def _stored_color_by(store) -> str | None:
+    """The ``color_by`` the run was asked for (None when absent)."""
+    return None if store is None else store.run_attrs().get("config", {}).get("color_by")
 
 
 def _compare_layout(table: pd.DataFrame, compare: str, layout_file: str) -> tuple[np.ndarray, int, str]:
