@@ -57,6 +57,7 @@ def test_interactions_make_a_map_that_anndata_reads_and_a_rerun_skips(tmp_path, 
     assert code == 0, err
     assert done_stages(out) == INTERACTION_STAGES
     assert "reading the log the items stage spilled" in err  # one shuffle of the log, not three
+    assert f"local cluster with {os.cpu_count()} worker processes" in err  # three files: three partitions
     assert not os.path.exists(os.path.join(out, ".cooccurrence-log"))  # scratch files are removed
     assert not os.path.exists(os.path.join(out, ".cooccurrence-parts"))
     ids, reference = reference_matrix(log_files["df"], min_count=2, max_items=None, max_size=12)

@@ -9,7 +9,7 @@ from openTSNE.affinity import Affinities
 
 import tsne_dist
 from tsne_dist.affinity import joint_probabilities
-from tsne_dist.datasets import load_digits, load_mnist5k, synthetic_catalog
+from tsne_dist.datasets import load_digits, synthetic_catalog
 from tsne_dist.metrics import neighbour_quality
 from tsne_dist.neighbors import nearest_neighbors
 from tsne_dist.tsne import choose_engine, pca_init
@@ -93,9 +93,11 @@ def _opentsne_on(P, init) -> tuple[np.ndarray, float]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["digits", "mnist5k"])
-def test_numpy_engine_matches_opentsne_on_the_same_p_and_init(name):
-    vectors, _ = {"digits": load_digits, "mnist5k": load_mnist5k}[name]()
+def test_numpy_engine_matches_opentsne_on_the_same_p_and_init():
+    # digits only in the suite (MNIST 5k end to end against openTSNE is test_quality's);
+    # benchmarks/bench_engine.py compares the engines at larger sizes
+    name = "digits"
+    vectors, _ = load_digits()
     knn = nearest_neighbors(vectors, 90, backend="bruteforce")
     P = joint_probabilities(knn.indices, knn.distances, 30.0)
     init = pca_init(vectors, 0)

@@ -1,6 +1,5 @@
 """Sharded kNN on Dask: the same recall for 1, 4 and 8 shards on a real scheduler with two
-worker processes started here on 127.0.0.1, and through the CLI on that scheduler and on
-a local cluster."""
+worker processes started here on 127.0.0.1, and through the CLI on that scheduler."""
 
 from __future__ import annotations
 
@@ -62,12 +61,12 @@ def test_the_cli_runs_sharded_knn_on_a_real_scheduler_and_stores_the_vector_form
     assert metrics["knn_graph_recall"] >= 0.99
 
 
-def test_knn_shards_on_the_local_cluster_match_one_index(tmp_path, catalog_files, capsys):
+def test_explicit_knn_shards_match_one_in_process_index(dask_scheduler, tmp_path, catalog_files, capsys):
     recalls = {}
-    for shards in ("0", "3"):  # 0 with the local cluster: one in-process index
+    for shards, cluster in (("0", "local"), ("3", dask_scheduler)):  # 0 with the local cluster: one index here
         out = str(tmp_path / f"map{shards}")
         code, _, err = run_cli(capsys, "run", "--vectors", catalog_files["vectors"], "--knn", "pynndescent",
-                               "--knn-shards", shards, "--out", out, *FAST)
+                               "--knn-shards", shards, "--cluster", cluster, "--out", out, *FAST)
         assert code == 0, err
         recalls[shards] = read_metrics(out)["knn_graph_recall"]
     assert min(recalls.values()) >= 0.99

@@ -75,6 +75,72 @@ def test_graph_recall_counts_tied_neighbours_and_still_catches_wrong_ones():
     assert graph_recall(data, repeated) == 0.1
 
 
+def _cooccurrence_group(counts: np.ndarray):
+    """A ``cooccurrence`` group as the pipeline stores it: CSR off the diagonal, item counts on it."""
+    import scipy.sparse as sp
+    import zarr
+
+    from tsne_dist.arrays import write_array, write_csr
+
+    group = zarr.create_group(store=zarr.storage.MemoryStore())
+    off_diagonal = counts.astype(np.float32).copy()
+    np.fill_diagonal(off_diagonal, 0)
+    write_csr(group, sp.csr_matrix(off_diagonal))
+    write_array(group, "diagonal", np.diag(counts).astype(np.float32))
+    return group
+
+
+def _tie_aware_graph_recall(counts: np.ndarray, layout: np.ndarray, k: int) -> float:
+    """The definition, computed densely: a map neighbour is a hit when it co-occurs with the query
+    at least as often as the query's k-th most co-occurring item (cosine of counts)."""
+    diagonal = np.diag(counts).astype(np.float64)
+    hits = possible = 0
+    for query in range(len(counts)):
+        sims = counts[query] / np.sqrt(diagonal[query] * diagonal)
+        sims[query] = 0.0
+        low = ((layout - layout[query]) ** 2).sum(axis=1)
+        low[query] = np.inf
+        positive = np.sort(sims[sims > 0])[::-1]
+        if len(positive) == 0:
+            continue
+        kth = positive[min(k, len(positive)) - 1]
+        map_neighbours = np.argsort(low, kind="stable")[:k]
+        hits += int(((sims[map_neighbours] >= kth * (1 - 1e-9)) & (sims[map_neighbours] > 0)).sum())
+        possible += min(k, len(positive))
+    return hits / possible
+
+
+def test_graph_quality_counts_tied_co_occurrence_as_hits():
+    from tsne_dist.cooccurrence.quality import graph_quality
+
+    # item 0 co-occurs 3 times with each of items 1..20 (a 20-way tie) and 5 times with 21..25;
+    # items 11..20 sit next to it on the map, 1..10 and 21..25 further out
+    n_items = 26
+    counts = np.zeros((n_items, n_items))
+    counts[0, 1:21] = counts[1:21, 0] = 3
+    counts[0, 21:] = counts[21:, 0] = 5
+    np.fill_diagonal(counts, 6)
+    angles = np.linspace(0, 2 * np.pi, 10, endpoint=False)
+    ring = lambda radius, turn: np.c_[np.cos(angles + turn), np.sin(angles + turn)] * radius  # noqa: E731
+    layout = np.vstack([[0.0, 0.0], ring(3.0, np.pi / 10), ring(1.0, 0.0),
+                        np.c_[np.linspace(20, 24, 5), np.full(5, 20.0)]])
+    figures = graph_quality(_cooccurrence_group(counts), layout, kind="cosine", n_collections=50, k=10)
+    expected = _tie_aware_graph_recall(counts, layout, 10)
+    assert abs(figures["knn_recall@10"] - expected) < 1e-12
+    # item 0's 10 map neighbours (11..20) all tie with its 6th-10th most similar items: 10 hits of 10
+    # (picking "the" top 10 by index, 21..25 and 1..5, gave 0); items 1..25 co-occur only with item 0
+    n_far = sum(0 not in np.argsort(((layout - layout[i]) ** 2).sum(axis=1))[1:11] for i in range(1, n_items))
+    assert figures["knn_recall@10"] == pytest.approx((10 + 25 - n_far) / (10 + 25), abs=1e-12)
+
+    rng = np.random.default_rng(5)  # small integer counts: ties everywhere
+    upper = np.triu(rng.poisson(0.6, size=(120, 120)), 1)
+    counts = upper + upper.T
+    np.fill_diagonal(counts, counts.sum(axis=1) + 1)
+    layout = rng.normal(size=(120, 2))
+    figures = graph_quality(_cooccurrence_group(counts), layout, kind="cosine", n_collections=500, k=10)
+    assert abs(figures["knn_recall@10"] - _tie_aware_graph_recall(counts, layout, 10)) < 1e-12
+
+
 def test_a_run_on_mostly_duplicate_rows_warns_with_counts(tmp_path, capsys):
     np.save(tmp_path / "v.npy", _copies_catalog())
     out = str(tmp_path / "o")
@@ -127,6 +193,24 @@ def test_text_ids_with_leading_zeros_stay_text(tmp_path, capsys):
     assert table["id"].tolist() == ids  # "000123" is not 123
     expected = pd.read_csv(files["metadata"], dtype={"id": str}).set_index("id")["position"]
     assert table["position"].tolist() == expected.loc[ids].tolist()
+
+
+def test_interaction_item_ids_with_leading_zeros_stay_text(tmp_path, capsys):
+    rng = np.random.default_rng(6)
+    ids = [f"{i:06d}" for i in range(60)]
+    log = pd.DataFrame({"basket": rng.integers(0, 200, 3000), "item": rng.choice(ids, 3000)})
+    log.to_csv(tmp_path / "log.csv", index=False)
+    pd.DataFrame({"item": ids, "rank": np.arange(60)}).to_csv(tmp_path / "items.csv", index=False)
+    out = str(tmp_path / "o")
+    code, _, err = run_cli(capsys, "run", "--interactions", str(tmp_path / "log.csv"), "--collection-col", "basket",
+                           "--item-col", "item", "--metadata", str(tmp_path / "items.csv"), "--id-col", "item",
+                           "--out", out, "--perplexity", "5", *FAST[:4])
+    assert code == 0, err
+    table = pd.read_parquet(os.path.join(out, "layout.parquet"))
+    assert sorted(table["id"]) == ids  # "000007" is not 7
+    assert (table["rank"] == table["id"].astype(int)).all()  # every item found its own metadata row
+    assert "no row" not in err
+    assert "local cluster in this process" in err  # a one-partition log starts no worker processes
 
 
 @pytest.mark.parametrize("base, dtype", [(2**53, np.int64), (2**63 + 5, np.uint64)])

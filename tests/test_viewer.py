@@ -66,6 +66,38 @@ def write_run_folder(out, n: int = 300, k: int = 20, seed: int = 0, outlier: int
     return {"table": table, "indices": indices, "distances": distances, "xy": xy}
 
 
+def write_duplicates_run(out, n_copies: int = 40, n_other: int = 60, k: int = 20) -> dict:
+    """A run whose first ``n_copies`` items are copies of one vector, with vectors in the store.
+
+    Each copy's stored neighbours are the highest-numbered other copies (all at distance 0, as
+    right as any), while on the map each copy's nearest items are the lowest-numbered copies:
+    the listed neighbours and the map neighbours barely overlap, yet every map neighbour of a
+    copy is a true (tied) neighbour.
+    """
+    rng = np.random.default_rng(3)
+    n = n_copies + n_other
+    vectors = np.vstack([np.repeat(rng.normal(size=(1, 8)), n_copies, axis=0),
+                         rng.normal(size=(n_other, 8)) * 5 + 20]).astype(np.float32)
+    xy = np.vstack([np.c_[np.arange(n_copies) * 0.01, np.zeros(n_copies)],  # copies on a short line
+                    rng.normal(size=(n_other, 2)) * 5 + 50]).astype(np.float32)
+    d2 = ((vectors[:, None].astype(np.float64) - vectors[None]) ** 2).sum(-1)
+    np.fill_diagonal(d2, np.inf)
+    order = np.argsort(d2, axis=1, kind="stable")
+    order[:n_copies] = np.argsort(np.where(np.isinf(d2[:n_copies]), np.inf, d2[:n_copies] - np.arange(n) * 1e-9),
+                                  axis=1, kind="stable")  # copies: highest-numbered copies first
+    indices = order[:, :k].astype(np.int32)
+    distances = np.sqrt(np.take_along_axis(d2, indices, axis=1)).astype(np.float32)
+    os.makedirs(out, exist_ok=True)
+    table = pd.DataFrame({"id": [f"item-{i}" for i in range(n)], "x": xy[:, 0], "y": xy[:, 1]})
+    table.to_parquet(os.path.join(out, "layout.parquet"), index=False)
+    root = zarr.open_group(os.path.join(out, "run.zarr"), mode="w")
+    root.attrs["config"] = {"metric": "euclidean"}
+    root.create_group("knn").create_array("indices", data=indices)
+    root["knn"].create_array("distances", data=distances)
+    root.create_group("vectors").create_array("vectors", data=vectors)
+    return {"vectors": vectors, "indices": indices, "distances": distances}
+
+
 def read_data(viewer: str, name: str) -> bytes:
     with open(os.path.join(viewer, "data", name), "rb") as handle:
         raw = handle.read()
@@ -130,6 +162,43 @@ def test_export_writes_data_that_reads_back(tmp_path):
     np.testing.assert_allclose(scores, run["distances"][:, 14] / np.median(run["distances"][:, 14]), rtol=1e-6)
     top = np.frombuffer(read_data(viewer, outlier["top"]), dtype="<u4")
     assert outlier["n_top"] == 3 and 3 in top and scores[top].min() >= np.sort(scores)[-3]
+
+
+def _kept_by_definition(xy: np.ndarray, vectors: np.ndarray, kth: np.ndarray, k: int) -> np.ndarray:
+    """Per item, its k nearest map items (ties by index) that are within its k-th high-D distance."""
+    xy = xy.astype(np.float64)
+    counts = []
+    for i in range(len(xy)):
+        low = ((xy - xy[i]) ** 2).sum(axis=1)
+        low[i] = np.inf
+        near = np.lexsort((np.arange(len(xy)), low))[:k]
+        high = np.sqrt(((vectors[near].astype(np.float64) - vectors[i]) ** 2).sum(axis=1))
+        counts.append(int((high <= kth[i] * (1 + 1e-5) + 1e-7).sum()))
+    return np.array(counts)
+
+
+def test_the_kept_count_includes_tied_neighbours(tmp_path):
+    from tsne_dist.viz.kept import kept_counts
+
+    run = write_duplicates_run(tmp_path / "dups")
+    result = export_viewer(str(tmp_path / "dups"))
+    knn = result.manifest["knn"]
+    kept = np.frombuffer(read_data(result.path, knn["kept"]), dtype=np.uint8)
+    xy = np.frombuffer(read_data(result.path, result.manifest["layouts"][0]["file"]), dtype="<f4").reshape(-1, 2)
+    expected = _kept_by_definition(xy, run["vectors"], run["distances"][:, 14], 15)
+    np.testing.assert_array_equal(kept, expected)
+    assert (kept[:40] == 15).all()  # every copy's map neighbours are copies: all true neighbours
+    listed = [len(set(run["indices"][i, :15]) & set(np.lexsort((np.arange(100), ((xy - xy[i]) ** 2).sum(1)))[1:16]))
+              for i in range(40)]
+    assert min(listed) < 10  # the listed neighbours alone would have said otherwise
+    assert "ties included" in knn["kept_definition"]
+    # without vectors (the interactions path) ties are found within the stored lists: the 20 stored
+    # copies of a copy are all at distance 0, so map neighbours among them count
+    graph = kept_counts(xy, run["indices"], run["distances"], 15)
+    stored_hits = [len(set(run["indices"][i]) & set(np.lexsort((np.arange(100), ((xy - xy[i]) ** 2).sum(1)))[1:16]))
+                   for i in range(100)]
+    np.testing.assert_array_equal(graph[:40], stored_hits[:40])
+    assert (graph[:40] >= np.array(listed)).all() and graph[:40].sum() > sum(listed)
 
 
 def test_export_replaces_viewer_and_touches_nothing_else(tmp_path):

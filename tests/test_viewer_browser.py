@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from test_viewer import XSS, read_data, write_run_folder
+from test_viewer import XSS, read_data, write_duplicates_run, write_run_folder
 from tsne_dist.viz.export import export_viewer
 from tsne_dist.viz.server import make_server, server_url
 
@@ -237,6 +237,31 @@ def test_compare_toggle_animates_to_second_layout(page, site):
     # the hover index follows the new layout
     hover(page, 5)
     assert page.inner_text("#tooltip").splitlines()[0] == "item-5"
+
+
+def test_the_kept_count_counts_tied_neighbours(tmp_path, browser):
+    write_duplicates_run(tmp_path / "dups")  # 40 copies of one vector: any copy is a true neighbour
+    export_viewer(str(tmp_path / "dups"))
+    server = make_server(str(tmp_path / "dups"))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    page = browser.new_page(viewport={"width": 800, "height": 600})
+    try:
+        page.goto(server_url(server))
+        page.wait_for_function("window.__viewer.loaded || window.__viewer.error !== null", timeout=30_000)
+        assert page.evaluate("window.__viewer.error") is None
+        page.evaluate("window.__viewer.focusItem(0)")
+        page.wait_for_function("window.__viewer.selection && window.__viewer.selection.index === 0")
+        selection = page.evaluate("window.__viewer.selection")
+        assert selection["kept"] == 15  # its 15 nearest on the map are copies, tied with its 15th neighbour
+        assert selection["keptListed"] < 15  # the listed copies are other copies
+        summary = page.inner_text("#neighbours-summary")
+        assert f"{selection['keptListed']} of its 15 nearest high-D neighbours" in summary
+        assert "(ties), 15 of its 15 nearest on the map are true neighbours." in summary
+    finally:
+        page.close()
+        server.shutdown()
+        server.server_close()
 
 
 def test_the_page_opens_coloured_by_the_runs_color_by(tmp_path, browser):

@@ -13,7 +13,7 @@ logger = logging.getLogger("tsne_dist")
 
 
 @contextmanager
-def dask_client(spec: str = "local", n_workers: int | None = None, *,
+def dask_client(spec: str = "local", n_workers: int | None = None, *, in_process: bool = False,
                 connect_timeout: float = 20.0) -> Iterator[object]:
     """A ``distributed.Client`` for ``spec``; a local cluster is closed on exit.
 
@@ -24,6 +24,12 @@ def dask_client(spec: str = "local", n_workers: int | None = None, *,
         per core unless ``n_workers``) or ``tcp://HOST:PORT`` of a running scheduler.
     n_workers : int, optional
         Workers of a local cluster.
+    in_process : bool
+        With ``local``: one worker inside this process with a thread per core
+        instead of worker processes. Starting worker processes costs about 12 s on
+        2 cores (each imports the libraries and loads compiled code), more than a
+        small log takes to process; the interactions path asks for this when the
+        log is a single partition.
     connect_timeout : float
         Seconds to keep trying to reach a scheduler at ``tcp://``.
 
@@ -35,10 +41,17 @@ def dask_client(spec: str = "local", n_workers: int | None = None, *,
     from distributed import Client, LocalCluster
 
     if spec == "local":
-        workers = n_workers or os.cpu_count() or 1
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                          dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as client:
-            logger.info("Dask: local cluster with %d workers; dashboard %s", workers, client.dashboard_link)
+        cores = os.cpu_count() or 1
+        workers, threads = (1, n_workers or cores) if in_process else (n_workers or cores, 1)
+        where = {"protocol": "inproc://"} if in_process else {"host": "127.0.0.1"}  # no port for in-process
+        with LocalCluster(n_workers=workers, threads_per_worker=threads, processes=not in_process,
+                          dashboard_address="127.0.0.1:0", **where) as cluster, Client(cluster) as client:
+            if in_process:
+                logger.info("Dask: local cluster in this process with %d threads; dashboard %s", threads,
+                            client.dashboard_link)
+            else:
+                logger.info("Dask: local cluster with %d worker processes; dashboard %s", workers,
+                            client.dashboard_link)
             yield client
         return
     if not spec.startswith("tcp://"):

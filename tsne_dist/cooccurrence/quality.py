@@ -3,9 +3,13 @@
 The "high-dimensional" neighbourhood of an item is its row of the similarity
 graph (the similarity chosen for the run, on the stored co-occurrence):
 
-- ``knn_recall@10``: for sampled items, the share of their 10 nearest graph
-  neighbours (the first 10 of the stored kNN lists the map was made from) that
-  are among their 10 nearest items in the map.
+- ``knn_recall@10``: for sampled items, the share of their 10 most similar items
+  that are among their 10 nearest items in the map, ties included: a map
+  neighbour counts when its similarity to the query is at least the query's
+  10th-highest similarity (co-occurrence counts tie often; any of the equally
+  similar items is a correct neighbour). Items that never co-occur with the
+  query are not its neighbours: a query that co-occurs with m < 10 items is
+  scored on those m (hits over min(10, m), summed over the sample).
 - ``trustworthiness@10``: Venna & Kaski's measure with graph ranks: an item's
   rank is 1 + the number of items more similar to the query; items that never
   co-occur with the query share the remaining ranks and get their average.
@@ -18,6 +22,8 @@ Rows are read once, in blocks; only sampled rows are used.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import zarr
@@ -28,9 +34,10 @@ from ..metrics import sample_items
 from .similarity import BLOCK_VALUES, similarity
 
 HD_SILHOUETTE_SAMPLE = 2000
+TIE_RTOL = 1e-9  # two similarities this close (relative) are a tie
 
 
-def graph_quality(group: zarr.Group, knn_indices: np.ndarray, layout: np.ndarray, *, kind: str,
+def graph_quality(group: zarr.Group, layout: np.ndarray, *, kind: str,
                   n_collections: int, ppmi_shift: float = 0.0, k: int = 10, sample: int = 5000, seed: int = 0,
                   labels: pd.Series | None = None) -> dict:
     """Recall, trustworthiness and silhouettes of a map against the similarity graph.
@@ -39,8 +46,6 @@ def graph_quality(group: zarr.Group, knn_indices: np.ndarray, layout: np.ndarray
     ----------
     group : zarr.Group
         The ``cooccurrence`` group.
-    knn_indices : np.ndarray
-        (N, K) stored neighbour lists, nearest first (K >= k).
     layout : np.ndarray
         (N, 2) map.
     kind, n_collections, ppmi_shift
@@ -61,7 +66,7 @@ def graph_quality(group: zarr.Group, knn_indices: np.ndarray, layout: np.ndarray
         labels, ``silhouette_2d`` / ``silhouette_hd``.
     """
     n_items = layout.shape[0]
-    k = max(1, min(k, (n_items - 1) // 2, knn_indices.shape[1]))
+    k = max(1, min(k, (n_items - 1) // 2))
     queries = sample_items(n_items, sample, seed)
     tree = cKDTree(np.asarray(layout, dtype=np.float64))
     _, found = tree.query(layout[queries], k=k + 1)
@@ -69,14 +74,13 @@ def graph_quality(group: zarr.Group, knn_indices: np.ndarray, layout: np.ndarray
     is_self = found == queries[:, None]
     is_self[~is_self.any(axis=1), -1] = True
     map_neighbours = found[~is_self].reshape(len(queries), k)
-    graph_neighbours = knn_indices[queries, :k]
-    hits = sum(len(np.intersect1d(g, m)) for g, m in zip(graph_neighbours, map_neighbours))
     silhouette_rows = _silhouette_rows(queries, labels, seed)
-    penalty, cosine_rows = _trust_penalty(group, queries, map_neighbours, k, kind, n_collections, ppmi_shift,
-                                          silhouette_rows)
+    scores, cosine_rows = _row_scores(group, queries, map_neighbours, k, kind, n_collections, ppmi_shift,
+                                      silhouette_rows)
     n_sampled = len(queries)
+    penalty = scores.penalty
     figures = {
-        "knn_recall@10": float(hits / (n_sampled * k)),
+        "knn_recall@10": float(scores.hits / scores.possible) if scores.possible else 0.0,
         "trustworthiness@10": float(1.0 - 2.0 / (n_sampled * k * (2.0 * n_items - 3.0 * k - 1.0)) * penalty),
         "metrics_sample": int(n_sampled),
     }
@@ -94,8 +98,15 @@ def _silhouette_rows(queries: np.ndarray, labels: pd.Series | None, seed: int) -
     return np.sort(known[sample_items(len(known), HD_SILHOUETTE_SAMPLE, seed)])
 
 
-def _trust_penalty(group, queries, map_neighbours, k, kind, n_collections, ppmi_shift, silhouette_rows):
-    """Sum over queries of max(0, graph rank - k) of their map neighbours; cosine rows for silhouettes."""
+@dataclass
+class _RowScores:
+    hits: int = 0  # map neighbours at least as similar as the query's k-th most similar item
+    possible: int = 0  # sum over queries of min(k, items the query co-occurs with)
+    penalty: float = 0.0  # sum over queries of max(0, graph rank - k) of their map neighbours
+
+
+def _row_scores(group, queries, map_neighbours, k, kind, n_collections, ppmi_shift, silhouette_rows):
+    """Tie-aware recall counts and the trustworthiness penalty of the queries; cosine rows for silhouettes."""
     n_items = int(group.attrs["shape"][0])
     indptr = group["indptr"][:]
     diagonal = group["diagonal"][:].astype(np.float64)
@@ -103,7 +114,7 @@ def _trust_penalty(group, queries, map_neighbours, k, kind, n_collections, ppmi_
     position = {int(q): i for i, q in enumerate(queries)}
     silhouette_position = {int(r): i for i, r in enumerate(silhouette_rows)}
     cosine = np.zeros((len(silhouette_rows), len(silhouette_rows)))
-    penalty = 0.0
+    scores = _RowScores()
     data, columns = group["data"], group["indices"]
     start = 0
     while start < len(wanted):
@@ -127,16 +138,20 @@ def _trust_penalty(group, queries, map_neighbours, k, kind, n_collections, ppmi_
                 m = len(sims_v)
                 absent_rank = (m + 1 + n_items - 1) / 2.0
                 lookup = dict(zip(cols_v.tolist(), sims_v.tolist()))
+                if m:
+                    kth = ordered[min(k, m) - 1] * (1.0 - TIE_RTOL)
+                    scores.possible += min(k, m)
                 for j in map_neighbours[position[row]]:
                     s = lookup.get(int(j))
                     rank = absent_rank if s is None else 1.0 + np.searchsorted(-ordered, -s, side="left")
-                    penalty += max(0.0, rank - k)
+                    scores.penalty += max(0.0, rank - k)
+                    scores.hits += int(s is not None and s >= kth)
             if row in silhouette_position:
                 keep = np.isin(cols, silhouette_rows)
                 cos = vals[keep] / np.sqrt(np.maximum(diagonal[row] * diagonal[cols[keep]], 1e-12))
                 cosine[silhouette_position[row], np.searchsorted(silhouette_rows, cols[keep])] = cos
         start = stop
-    return penalty, cosine
+    return scores, cosine
 
 
 def _silhouettes(layout, labels, queries, rows, cosine) -> dict | None:

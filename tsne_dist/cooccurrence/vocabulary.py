@@ -113,9 +113,27 @@ def build_vocabulary(counts: pd.Series, min_count: int, max_items: int | None) -
     return Vocabulary(ids=pd.Index(ids), counts=kept.to_numpy()[order].astype(np.int64), filters=filters)
 
 
+CANONICAL_INTEGER = r"^(0|-?[1-9][0-9]{0,17})$"  # as int64 writes itself: no sign, no leading zeros
+
+
+def integer_ids(values: np.ndarray) -> np.ndarray | None:
+    """Text ids as int64 when every one is an integer written as int64 writes it, else None.
+
+    A CSV's id column is read as text so that ``000123`` stays itself; a column of
+    plain integers (``123``) still sorts, stores and joins as integers.
+    """
+    if values.dtype.kind in "iub":
+        return None
+    text = pd.Series(values, dtype=object).astype(str)
+    if len(text) == 0 or not text.str.fullmatch(CANONICAL_INTEGER).all():
+        return None
+    return text.to_numpy().astype(np.int64)
+
+
 def _sortable(index: pd.Index) -> np.ndarray:
-    """Ids in a form that sorts: numbers as numbers, anything else as text."""
+    """Ids in a form that sorts: numbers as numbers (integers written as text too), anything else as text."""
     values = index.to_numpy()
     if values.dtype.kind in "iufb":
         return values
-    return values.astype(str)
+    as_integers = integer_ids(values)
+    return as_integers if as_integers is not None else values.astype(str)

@@ -77,7 +77,7 @@ def read_interactions(source: Any, columns: InteractionColumns):
     """
     import dask.dataframe as dd
 
-    frame = _open_frame(source)
+    frame = _open_frame(source, (columns.collection_col, columns.item_col))
     present = [str(name) for name in frame.columns]
     wanted = _wanted_columns(columns, present)
     missing = [name for name in wanted.values() if name not in present]
@@ -99,7 +99,8 @@ def read_interactions(source: Any, columns: InteractionColumns):
     return frame
 
 
-def _open_frame(source: Any):
+def _open_frame(source: Any, id_columns: tuple[str, ...]):
+    """The source as a dask DataFrame; a CSV's ``id_columns`` are read as text (``000123`` stays itself)."""
     import dask.dataframe as dd
 
     if isinstance(source, dd.DataFrame):
@@ -114,7 +115,8 @@ def _open_frame(source: Any):
     suffix = suffix_of(source)
     try:
         if suffix in (".csv", ".tsv"):
-            return dd.read_csv(source, sep="\t" if suffix == ".tsv" else ",", blocksize="64MB")
+            return dd.read_csv(source, sep="\t" if suffix == ".tsv" else ",", blocksize="64MB",
+                               dtype={name: str for name in id_columns})
         if suffix == ".parquet" or _is_folder(source):
             return dd.read_parquet(source)
     except (OSError, ValueError) as exc:

@@ -24,7 +24,7 @@ from ..cooccurrence.embedding import ppmi_svd_vectors
 from ..cooccurrence.matrix import build_cooccurrence, collection_stats, read_spilled
 from ..cooccurrence.pairs import PairSpec
 from ..cooccurrence.similarity import top_k_neighbours
-from ..cooccurrence.vocabulary import build_vocabulary, item_counts
+from ..cooccurrence.vocabulary import build_vocabulary, integer_ids, item_counts
 from ..errors import InputError
 from ..io.interactions import InteractionColumns, check_stats, clean_partition, read_interactions
 from ..io.sources import describe_source, open_fs
@@ -83,7 +83,8 @@ def run_interactions(plan: Plan) -> Result:
             if not clients:
                 from ..cluster import dask_client
 
-                clients.append(stack.enter_context(dask_client(config.cluster)))
+                # a one-partition log is processed faster than worker processes start
+                clients.append(stack.enter_context(dask_client(config.cluster, in_process=frame.npartitions == 1)))
             return clients[0]
 
         ids = items_stage(runner, frame, table, client)
@@ -157,12 +158,16 @@ def _nothing_left(filters: dict[str, int], config: Config) -> str:
 
 
 def _id_array(ids: pd.Index) -> np.ndarray:
+    """The vocabulary's ids as stored: integers as int64 (uint64 kept), integer text as int64, other text as text."""
     values = ids.to_numpy()
+    if values.dtype.kind == "u" and values.dtype.itemsize == 8:
+        return values
     if values.dtype.kind in "iu":
         return values.astype(np.int64)
     if values.dtype.kind == "f" and np.all(np.mod(values, 1) == 0):
         return values.astype(np.int64)
-    return values.astype(str).astype(object)
+    as_integers = integer_ids(values)
+    return as_integers if as_integers is not None else values.astype(str).astype(object)
 
 
 def cooccurrence_stage(runner: StageRunner, frame, client: ClientFactory) -> None:
@@ -176,9 +181,7 @@ def cooccurrence_stage(runner: StageRunner, frame, client: ClientFactory) -> Non
     params = {"weight_combine": spec.weight_combine, "tau": spec.tau, "use_time": spec.use_time}
 
     def compute(group):
-        vocabulary = pd.Index(runner.store.read("items", "ids"))
-        if vocabulary.dtype == object:
-            vocabulary = _vocabulary_like(frame, vocabulary)
+        vocabulary = _vocabulary_like(frame, pd.Index(runner.store.read("items", "ids")))
         spill = runner.store.scratch(SPILLED_LOG)
         source = frame
         if (runner.store.marker("items") or {}).get("spilled_log"):
@@ -198,10 +201,13 @@ def cooccurrence_stage(runner: StageRunner, frame, client: ClientFactory) -> Non
 
 
 def _vocabulary_like(frame, stored: pd.Index) -> pd.Index:
-    """Stored ids (text) in the dtype the table's item column has, so lookups match."""
+    """Stored ids in the dtype the table's item column has, so lookups match (integer ids
+    of a CSV, read as text, are looked up as the text they were)."""
     dtype = frame["item"].dtype
     if dtype.kind in "iuf":
-        return pd.Index(stored.astype(dtype))
+        return pd.Index(stored.astype(dtype)) if stored.dtype != dtype else stored
+    if stored.dtype.kind in "iu":
+        return pd.Index(stored.astype(str), dtype=object)
     return stored
 
 

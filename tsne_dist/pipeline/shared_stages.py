@@ -154,7 +154,7 @@ def _against_vectors(runner: StageRunner, layout, labels) -> tuple[dict[str, Any
 def _against_graph(runner: StageRunner, layout, labels) -> tuple[dict[str, Any], list[str]]:
     config, store = runner.config, runner.store
     cooccurrence = store.group("cooccurrence")
-    figures = graph_quality(cooccurrence, store.read("knn", "indices"), layout, kind=config.similarity,
+    figures = graph_quality(cooccurrence, layout, kind=config.similarity,
                             n_collections=int(cooccurrence.attrs.get("n_collections", 1)),
                             ppmi_shift=config.ppmi_shift, sample=config.metrics_sample, seed=config.seed,
                             labels=labels)

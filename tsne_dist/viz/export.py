@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError, StoreError
+from .kept import kept_counts
 
 logger = logging.getLogger("tsne_dist")
 
@@ -110,7 +111,7 @@ def export_viewer(out: str, compare: str | None = None, *, color_by: str | None 
                          'reinstall tsne-dist with Node.js and npm on PATH (pip install -e ".")')
     table = _read_layout(out, LAYOUT_FILE)
     store = _open_store(out)
-    knn_indices, knn_distances = _read_knn(store, len(table))
+    high_d = _read_high_d(store, len(table))
     color_by = color_by if color_by is not None else _stored_color_by(store)
     second = _compare_layout(table, compare, LAYOUT_FILE) if compare else None
     final = os.path.join(out, VIEWER_DIR)
@@ -119,7 +120,7 @@ def export_viewer(out: str, compare: str | None = None, *, color_by: str | None 
         for entry in os.scandir(STATIC_DIR):  # the bundle and its third-party licence notices
             if entry.is_file():
                 shutil.copyfile(entry.path, os.path.join(tmp, entry.name))
-        manifest = _write_data(os.path.join(tmp, DATA_DIR), table, knn_indices, knn_distances, second, color_by,
+        manifest = _write_data(os.path.join(tmp, DATA_DIR), table, high_d, second, color_by,
                                n_neighbors, compress_level, out, compare)
         for folder, _, files in os.walk(tmp):
             follow_umask(folder, directory=True)
@@ -155,17 +156,31 @@ def _open_store(out: str):
         return None
 
 
-def _read_knn(store, n_items: int) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """The run's kNN indices and distances from the store (None when absent)."""
+@dataclass
+class _HighD:
+    """What the run store holds of the high-D side (each None when absent)."""
+
+    indices: np.ndarray | None = None
+    distances: np.ndarray | None = None
+    vectors: np.ndarray | None = None
+    metric: str = "euclidean"
+
+
+def _read_high_d(store, n_items: int) -> _HighD:
+    """The run's kNN indices and distances, and its vectors and metric, from the store."""
     if store is None or not store.has("knn", "indices"):
         logger.warning("viewer: no kNN graph in the run store; the click view will be empty")
-        return None, None
+        return _HighD()
     indices = store.read("knn", "indices")
-    distances = store.read("knn", "distances") if store.has("knn", "distances") else None
     if indices.shape[0] != n_items:
         logger.warning("viewer: kNN graph has %d rows for %d items; not exported", indices.shape[0], n_items)
-        return None, None
-    return indices, distances
+        return _HighD()
+    distances = store.read("knn", "distances") if store.has("knn", "distances") else None
+    vectors = store.read("vectors", "vectors") if store.has("vectors", "vectors") else None
+    if vectors is not None and vectors.shape[0] != n_items:
+        vectors = None
+    metric = store.run_attrs().get("config", {}).get("metric") or "euclidean"
+    return _HighD(indices=indices, distances=distances, vectors=vectors, metric=metric)
 
 
 def _stored_color_by(store) -> str | None:
@@ -364,15 +379,14 @@ def _normaliser(*layouts: np.ndarray) -> tuple[np.ndarray, float]:
     return centre, half if half > 0 else 1.0
 
 
-def _write_data(folder: str, table: pd.DataFrame, knn_indices: np.ndarray | None, knn_distances: np.ndarray | None,
-                second: tuple[np.ndarray, int, str] | None, color_by: str | None, n_neighbors: int, level: int,
-                out: str,
-                compare: str | None) -> dict[str, Any]:
+def _write_data(folder: str, table: pd.DataFrame, high_d: _HighD, second: tuple[np.ndarray, int, str] | None,
+                color_by: str | None, n_neighbors: int, level: int, out: str, compare: str | None) -> dict[str, Any]:
     writer = _DataWriter(folder, level)
     n_items = len(table)
     xy = table[["x", "y"]].to_numpy(np.float64)
     centre, half = _normaliser(xy, *([second[0]] if second else []))
-    layouts = [{"name": os.path.basename(out), "file": writer.write("positions", ((xy - centre) / half).astype("<f4"))}]
+    positions = ((xy - centre) / half).astype("<f4")
+    layouts = [{"name": os.path.basename(out), "file": writer.write("positions", positions)}]
     if second:
         layouts.append({"name": second[2], "n_shared": second[1],
                         "file": writer.write("positions_compare", ((second[0] - centre) / half).astype("<f4"))})
@@ -387,6 +401,7 @@ def _write_data(folder: str, table: pd.DataFrame, knn_indices: np.ndarray | None
         manifest["columns"].append(_column_entry(writer, index, name, table[name], n_items))
     colourable = {entry["name"] for entry in manifest["columns"] if entry.get("kind") in ("category", "number")}
     manifest["color_by"] = color_by if color_by in colourable else None  # a text column cannot colour the map
+    knn_indices, knn_distances = high_d.indices, high_d.distances
     if knn_indices is not None and n_items > 1:
         k = min(n_neighbors, knn_indices.shape[1])
         bits = max(1, int(math.ceil(math.log2(n_items))))
@@ -394,6 +409,14 @@ def _write_data(folder: str, table: pd.DataFrame, knn_indices: np.ndarray | None
             logger.warning("viewer: %d items need %d bits per neighbour index; the click view is left out", n_items, bits)
         else:
             manifest["knn"] = {"k": k, "bits": bits, "file": writer.write("knn", pack_bits(knn_indices[:, :k], bits))}
+            if knn_distances is not None:
+                kept = kept_counts(positions, knn_indices, knn_distances, k, vectors=high_d.vectors,
+                                   metric=high_d.metric)
+                manifest["knn"]["kept"] = writer.write("kept", kept)
+                manifest["knn"]["kept_definition"] = (
+                    f"of the {k} nearest items on the map, those at most as far in high-D as the {k}-th listed "
+                    "neighbour (ties included)" + ("" if high_d.vectors is not None else
+                                                   f", looked up in the run's {knn_indices.shape[1]} stored neighbours"))
     if knn_distances is not None and n_items > 1:
         k = min(n_neighbors, knn_distances.shape[1])
         scores = outlier_scores(knn_distances, k)

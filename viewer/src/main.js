@@ -22,6 +22,7 @@ const state = {
   color: { name: null, z: null, w: null, slots: [] },
   isolated: -1,
   knn: null,
+  keptCounts: null, // per item, tie-aware: map neighbours as near in high-D as the k-th listed one (layout 0)
   outlier: null,
   outlierTop: null,
   showOutliers: false,
@@ -312,7 +313,14 @@ function showNeighbours(i) {
   const kept = new Set(neighbours.filter((j) => onMap.has(j)));
   state.neighbours = neighbours;
   state.keptSet = kept;
-  $('neighbours-summary').textContent = `${itemLabel(i)}: ${kept.size} of its ${neighbours.length} nearest high-D neighbours are also among its ${neighbours.length} nearest on the map.`;
+  const k = neighbours.length;
+  // the exported count includes items tied with the k-th neighbour; it is for the run's own layout
+  const tieAware = state.keptCounts && state.layoutIndex === 0 ? state.keptCounts[i] : null;
+  let summary = `${itemLabel(i)}: ${kept.size} of its ${k} nearest high-D neighbours are also among its ${k} nearest on the map.`;
+  if (tieAware !== null && tieAware !== kept.size) {
+    summary += ` Counting items as near in high-D as its ${k}-th neighbour (ties), ${tieAware} of its ${k} nearest on the map are true neighbours.`;
+  }
+  $('neighbours-summary').textContent = summary;
   neighbours.forEach((j) => {
     const isKept = kept.has(j);
     const li = el('li', isKept ? 'kept' : 'lost');
@@ -322,7 +330,7 @@ function showNeighbours(i) {
     list.append(li);
   });
   scatterplot.select([i, ...neighbours], { preventEvent: true });
-  api.selection = { index: i, neighbours, kept: kept.size };
+  api.selection = { index: i, neighbours, kept: tieAware ?? kept.size, keptListed: kept.size };
   redrawOverlay();
 }
 
@@ -569,8 +577,11 @@ async function loadRest(manifest) {
   for (const entry of manifest.columns) jobs.push(loadColumn(entry));
   if (manifest.knn) {
     jobs.push(loadBuffer(manifest.knn.file).then((buffer) => {
-      state.knn = { bytes: new Uint8Array(buffer), bits: manifest.knn.bits, k: manifest.knn.k };
+      state.knn = { bytes: new Uint8Array(buffer), bits: manifest.knn.bits, k: manifest.knn.k, kept: null };
     }));
+  }
+  if (manifest.knn && manifest.knn.kept) {
+    jobs.push(loadTyped(manifest.knn.kept, 'uint8').then((kept) => { state.keptCounts = kept; }));
   }
   if (manifest.outlier) jobs.push(loadTyped(manifest.outlier.file, 'float32').then((scores) => { state.outlier = scores; }));
   if (manifest.layouts.length > 1) {

@@ -1,0 +1,99 @@
+"""The viewer's "kept" count: how many of an item's nearest map neighbours are true high-D neighbours.
+
+For item i with k listed high-D neighbours, take its k nearest items on the map
+(squared distance on the exported float32 positions, ties by smaller index: what
+the viewer computes when an item is clicked). A map neighbour j counts as kept
+when it is at most as far from i in high-D as i's k-th listed neighbour, so items
+tied with the k-th neighbour (exact duplicates, equal counts) are as right as the
+listed ones, as in ``knn_recall@k`` (:mod:`tsne_dist.metrics`).
+
+- With the run's vectors (vector path) the high-D distance of every (i, j) pair is
+  computed in the run's metric and compared with the stored k-th distance (exact
+  for exact search; pynndescent's k-th distance can only be larger than the true
+  one, which makes the count at most slightly generous).
+- Without vectors (interactions path) a map neighbour counts when it is in i's
+  stored neighbour list (the run's k, usually 3 x perplexity, beyond the viewer's)
+  at a distance no larger than the k-th: ties are seen as far as the stored list reaches.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from ..neighbors.metric import prepare_metric, to_metric_distance
+
+PAIR_BLOCK_ROWS = 20_000
+TIE_RTOL = 1e-5  # float32 distances: two this close (relative) are a tie
+EXTRA_CANDIDATES = 8  # map candidates beyond k, so ties at the k-th map distance are resolved by index
+
+
+def map_neighbours(positions: np.ndarray, k: int) -> np.ndarray:
+    """Each item's k nearest items on the map, nearest first, ties by smaller index, self excluded.
+
+    Parameters
+    ----------
+    positions : np.ndarray
+        (N, 2) float32 map positions (the viewer's).
+    k : int
+        Neighbours per item; below N.
+
+    Returns
+    -------
+    np.ndarray
+        (N, k) int64 row numbers.
+    """
+    xy = np.asarray(positions, dtype=np.float64)  # float32 values, squared distances in float64 as the viewer does
+    n_items = len(xy)
+    n_candidates = min(n_items, k + 1 + EXTRA_CANDIDATES)
+    _, candidates = cKDTree(xy).query(xy, k=n_candidates, workers=-1)
+    candidates = np.atleast_2d(candidates).reshape(n_items, n_candidates)
+    squared = ((xy[candidates] - xy[:, None, :]) ** 2).sum(axis=2)
+    squared[candidates == np.arange(n_items)[:, None]] = np.inf  # self last
+    order = np.lexsort((candidates, squared), axis=1)
+    return np.take_along_axis(candidates, order, axis=1)[:, :k]
+
+
+def kept_counts(positions: np.ndarray, knn_indices: np.ndarray, knn_distances: np.ndarray, k: int, *,
+                vectors: np.ndarray | None = None, metric: str = "euclidean") -> np.ndarray:
+    """Per item, how many of its k nearest map neighbours are high-D neighbours, ties included.
+
+    Parameters
+    ----------
+    positions : np.ndarray
+        (N, 2) float32 map positions.
+    knn_indices, knn_distances : np.ndarray
+        (N, K) the run's neighbour lists, nearest first, K >= k (distances in ``metric``).
+    k : int
+        The viewer's neighbour count.
+    vectors : np.ndarray, optional
+        (N, D) the run's vectors; without them ties are found within the stored lists.
+    metric : str
+        ``euclidean``, ``cosine`` or ``inner_product`` (with ``vectors``).
+
+    Returns
+    -------
+    np.ndarray
+        (N,) uint8 counts in [0, k].
+    """
+    n_items = len(positions)
+    on_map = map_neighbours(positions, k)
+    kth = knn_distances[:, k - 1].astype(np.float64)
+    limit = kth + TIE_RTOL * np.abs(kth) + 1e-7
+    counts = np.empty(n_items, dtype=np.uint8)
+    if vectors is not None:
+        items, queries = prepare_metric(np.asarray(vectors, dtype=np.float32), metric)
+        for start in range(0, n_items, PAIR_BLOCK_ROWS):
+            rows = slice(start, min(start + PAIR_BLOCK_ROWS, n_items))
+            differences = queries[rows, None, :].astype(np.float64) - items[on_map[rows]]
+            distances = to_metric_distance(np.sqrt((differences ** 2).sum(axis=2)), metric)
+            counts[rows] = (distances <= limit[rows, None]).sum(axis=1)
+        return counts
+    within = knn_distances <= limit[:, None]  # the stored neighbours tied with (or nearer than) the k-th
+    stored = np.flatnonzero(within.ravel())
+    stored_pairs = np.sort((stored // knn_indices.shape[1]) * n_items + knn_indices.ravel()[stored])
+    map_pairs = np.arange(n_items, dtype=np.int64)[:, None] * n_items + on_map
+    found = np.searchsorted(stored_pairs, map_pairs.ravel())
+    hit = stored_pairs[np.minimum(found, len(stored_pairs) - 1)] == map_pairs.ravel()
+    counts[:] = hit.reshape(n_items, k).sum(axis=1)
+    return counts
