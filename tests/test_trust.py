@@ -352,6 +352,20 @@ def test_config_file_paths_resolve_against_the_file_and_verbose_logs(tmp_path, c
     assert capsys.readouterr().err == ""  # quiet without verbose, as a library should be
 
 
+def test_config_file_errors_name_the_files_keys(tmp_path, capsys, catalog_files):
+    (tmp_path / "typo.yaml").write_text(f"vectors: {catalog_files['vectors']}\nperplexty: 30\n")
+    code, _, err = run_cli(capsys, "run", str(tmp_path / "typo.yaml"), "--out", str(tmp_path / "o"))
+    assert code == 2 and _error_lines(err) == ["tsne-dist: error: unknown setting 'perplexty'; did you mean "
+                                               "'perplexity'?"]
+    (tmp_path / "bad.yaml").write_text(f"vectors: {catalog_files['vectors']}\nperplexity: -3\n")
+    code, _, err = run_cli(capsys, "run", str(tmp_path / "bad.yaml"), "--out", str(tmp_path / "o"))
+    assert code == 2 and "set perplexity in bad.yaml to a number above 0" in err
+    code, _, err = run_cli(capsys, "run", str(tmp_path / "bad.yaml"), "--perplexity", "-2", "--out",
+                           str(tmp_path / "o"))
+    assert code == 2 and "set --perplexity to a number above 0" in err  # the flag given wins and is named
+    assert not (tmp_path / "o").exists()
+
+
 def test_the_viewer_opens_on_the_runs_color_by(tmp_path, capsys, catalog_files):
     from tsne_dist.viz.export import bundle_available
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from .errors import UserError
 from .progress import enable_bars
-from .settings import SETTINGS, flag_text
+from .settings import SETTINGS, canonical_name, flag_text
 from .version import __version__
 
 logger = logging.getLogger("tsne_dist")
@@ -98,6 +98,9 @@ def _run_command(args: argparse.Namespace) -> int:
 
     file_values = read_config_file(args.config) if args.config else {}
     overrides = {setting.name: getattr(args, setting.name) for setting in SETTINGS}
+    # an error about a setting the file gave names the file's key, not a flag the user never typed
+    args.from_file = {canonical_name(key): os.path.basename(args.config) for key in file_values
+                      if overrides.get(canonical_name(key)) is None}
     run(build_config(file_values, **overrides))
     return 0
 
@@ -174,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         if args.verbose:
             traceback.print_exc()
-        print(f"tsne-dist: error: {flag_text(str(exc))}", file=sys.stderr)
+        print(f"tsne-dist: error: {flag_text(str(exc), getattr(args, 'from_file', None))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("tsne-dist: interrupted; finished stages are kept, rerun to continue", file=sys.stderr)

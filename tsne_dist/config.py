@@ -9,6 +9,7 @@ run plan's (:mod:`tsne_dist.pipeline.plan`), stored beside it.
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from dataclasses import field, fields, make_dataclass
@@ -150,6 +151,8 @@ def build_config(file_values: dict[str, Any] | None = None, **overrides: Any) ->
             if value is None:
                 continue
             if key not in known:
-                raise ConfigError(f"unknown setting {key!r}", f"known settings are: {', '.join(sorted(known))}")
+                close = difflib.get_close_matches(key, sorted(known), n=1)
+                raise ConfigError(f"unknown setting {key!r}", f"did you mean {close[0]!r}?" if close
+                                  else f"known settings are: {', '.join(sorted(known))}")
             merged[key] = value
     return Config(**merged).validate()

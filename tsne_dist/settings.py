@@ -352,11 +352,18 @@ def _as_bool(name: str, value: Any) -> bool:
     raise ConfigError(f"{name} must be true or false, got {value!r}", f"set `{name}` to true or false")
 
 
-def flag_text(message: str) -> str:
-    """``message`` with every backticked setting name replaced by its CLI flag."""
+def flag_text(message: str, from_file: dict[str, str] | None = None) -> str:
+    """``message`` with every backticked setting name replaced by its CLI flag.
+
+    ``from_file`` maps settings a config file gave (and no flag overrode) to the
+    file's name; those read ``perplexity in run.yaml`` instead of ``--perplexity``.
+    """
     def replace(match: re.Match) -> str:
-        setting = BY_NAME.get(canonical_name(match.group(1)))
-        return setting.cli_flag if setting is not None else match.group(0)
+        name = canonical_name(match.group(1))
+        setting = BY_NAME.get(name)
+        if setting is None:
+            return match.group(0)
+        return f"{name} in {from_file[name]}" if from_file and name in from_file else setting.cli_flag
 
     return re.sub(r"`([a-z_]+)`", replace, message)
 

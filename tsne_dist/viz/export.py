@@ -12,6 +12,8 @@ static web host. Data files (all little-endian, listed in ``data/manifest.json``
 - ``ids``: a text column.
 - ``knn``: the first ``n_neighbors`` high-D neighbours of each item, bit-packed with
   ceil(log2 N) bits per index (20 bits at one million items instead of 32).
+- ``kept``: uint8 per item, the tie-aware count of its nearest map neighbours that
+  are true high-D neighbours (see :mod:`.kept`).
 - ``outlier``: float32 outlier scores (see :func:`outlier_scores`).
 - with ``compare``: ``positions_compare``, a second layout aligned on shared ids.
 
