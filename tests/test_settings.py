@@ -56,8 +56,10 @@ def test_config_file_keys_are_the_table(tmp_path):
     assert set(values) <= {setting.name for setting in SETTINGS}
     config = build_config(values)
     assert (config.initialization, config.seed, config.n_iter, config.learning_rate) == ("random", 3, 750, "auto")
-    with pytest.raises(ConfigError, match="unknown setting 'n_iters'; known settings are: .*n_iter"):
+    with pytest.raises(ConfigError, match="unknown setting 'n_iters'; did you mean 'n_iter'"):
         build_config({"n_iters": 3, "out": "o", "vectors": "v.npy"})
+    with pytest.raises(ConfigError, match="unknown setting 'zzz'; known settings are: .*n_iter"):
+        build_config({"zzz": 3, "out": "o", "vectors": "v.npy"})
 
 
 def test_readme_settings_table_is_generated_from_the_table():

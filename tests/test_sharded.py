@@ -61,7 +61,7 @@ def test_the_cli_runs_sharded_knn_on_a_real_scheduler_and_stores_the_vector_form
     assert metrics["knn_graph_recall"] >= 0.99
 
 
-def test_explicit_knn_shards_match_one_in_process_index(dask_scheduler, tmp_path, catalog_files, capsys):
+def test_explicit_knn_shards_match_a_single_index(dask_scheduler, tmp_path, catalog_files, capsys):
     recalls = {}
     for shards, cluster in (("0", "local"), ("3", dask_scheduler)):  # 0 with the local cluster: one index here
         out = str(tmp_path / f"map{shards}")

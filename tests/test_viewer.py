@@ -22,7 +22,9 @@ import tsne_dist
 from tsne_dist.cli import main
 from tsne_dist.datasets import synthetic_catalog
 from tsne_dist.errors import StoreError
+from tsne_dist.store import MARKER_KEY
 from tsne_dist.viz.export import align_layout, export_viewer, outlier_scores, pack_bits, unpack_bits
+from tsne_dist.viz.kept import TIE_RTOL, kept_counts
 
 XSS = "<img src=x onerror=alert(1)>"
 
@@ -91,8 +93,9 @@ def write_duplicates_run(out, n_copies: int = 40, n_other: int = 60, k: int = 20
     table = pd.DataFrame({"id": [f"item-{i}" for i in range(n)], "x": xy[:, 0], "y": xy[:, 1]})
     table.to_parquet(os.path.join(out, "layout.parquet"), index=False)
     root = zarr.open_group(os.path.join(out, "run.zarr"), mode="w")
-    root.attrs["config"] = {"metric": "euclidean"}
-    root.create_group("knn").create_array("indices", data=indices)
+    knn = root.create_group("knn")
+    knn.attrs[MARKER_KEY] = {"fingerprint": "test", "params": {"backend": "bruteforce", "k": k, "metric": "euclidean"}}
+    knn.create_array("indices", data=indices)
     root["knn"].create_array("distances", data=distances)
     root.create_group("vectors").create_array("vectors", data=vectors)
     return {"vectors": vectors, "indices": indices, "distances": distances}
@@ -173,13 +176,11 @@ def _kept_by_definition(xy: np.ndarray, vectors: np.ndarray, kth: np.ndarray, k:
         low[i] = np.inf
         near = np.lexsort((np.arange(len(xy)), low))[:k]
         high = np.sqrt(((vectors[near].astype(np.float64) - vectors[i]) ** 2).sum(axis=1))
-        counts.append(int((high <= kth[i] * (1 + 1e-5) + 1e-7).sum()))
+        counts.append(int((high <= kth[i] * (1 + TIE_RTOL) + 1e-7).sum()))
     return np.array(counts)
 
 
 def test_the_kept_count_includes_tied_neighbours(tmp_path):
-    from tsne_dist.viz.kept import kept_counts
-
     run = write_duplicates_run(tmp_path / "dups")
     result = export_viewer(str(tmp_path / "dups"))
     knn = result.manifest["knn"]
@@ -199,6 +200,13 @@ def test_the_kept_count_includes_tied_neighbours(tmp_path):
                    for i in range(100)]
     np.testing.assert_array_equal(graph[:40], stored_hits[:40])
     assert (graph[:40] >= np.array(listed)).all() and graph[:40].sum() > sum(listed)
+    # padding (items listed only so that every item has k) never counts, nor does a -1 entry
+    indices = run["indices"].copy()
+    indices[:, -1] = -1
+    padded = kept_counts(xy, indices, run["distances"], 15, n_real=np.full(100, 5))
+    real_hits = [len(set(run["indices"][i, :5]) & set(np.lexsort((np.arange(100), ((xy - xy[i]) ** 2).sum(1)))[1:16]))
+                 for i in range(100)]
+    np.testing.assert_array_equal(padded, real_hits)
 
 
 def test_export_replaces_viewer_and_touches_nothing_else(tmp_path):

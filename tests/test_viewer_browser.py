@@ -12,6 +12,7 @@ import os
 import threading
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -241,7 +242,11 @@ def test_compare_toggle_animates_to_second_layout(page, site):
 
 def test_the_kept_count_counts_tied_neighbours(tmp_path, browser):
     write_duplicates_run(tmp_path / "dups")  # 40 copies of one vector: any copy is a true neighbour
-    export_viewer(str(tmp_path / "dups"))
+    other = pd.read_parquet(tmp_path / "dups" / "layout.parquet")
+    other["x"], other["y"] = other["y"] * 2, -other["x"]  # a second layout to switch to
+    (tmp_path / "other").mkdir()
+    other.to_parquet(tmp_path / "other" / "layout.parquet", index=False)
+    export_viewer(str(tmp_path / "dups"), compare=str(tmp_path / "other"))
     server = make_server(str(tmp_path / "dups"))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -250,14 +255,18 @@ def test_the_kept_count_counts_tied_neighbours(tmp_path, browser):
         page.goto(server_url(server))
         page.wait_for_function("window.__viewer.loaded || window.__viewer.error !== null", timeout=30_000)
         assert page.evaluate("window.__viewer.error") is None
-        page.evaluate("window.__viewer.focusItem(0)")
+        page.evaluate("window.__viewer.focusItem(0)")  # what clicking a search result does
         page.wait_for_function("window.__viewer.selection && window.__viewer.selection.index === 0")
         selection = page.evaluate("window.__viewer.selection")
-        assert selection["kept"] == 15  # its 15 nearest on the map are copies, tied with its 15th neighbour
-        assert selection["keptListed"] < 15  # the listed copies are other copies
+        assert selection["keptTieAware"] == 15  # its 15 nearest on the map are copies, tied with its 15th
+        assert selection["kept"] < 15  # the listed copies are other copies
         summary = page.inner_text("#neighbours-summary")
-        assert f"{selection['keptListed']} of its 15 nearest high-D neighbours" in summary
+        assert f"{selection['kept']} of its 15 nearest high-D neighbours" in summary
         assert "(ties), 15 of its 15 nearest on the map are true neighbours." in summary
+        page.locator("#compare-toggle").click()  # at once, during the zoom; the count is about the run's layout
+        page.wait_for_function("window.__viewer.layoutIndex === 1", timeout=10_000)
+        assert page.evaluate("window.__viewer.selection.keptTieAware") is None
+        assert "(ties)" not in page.inner_text("#neighbours-summary")
     finally:
         page.close()
         server.shutdown()

@@ -99,8 +99,8 @@ def _run_command(args: argparse.Namespace) -> int:
     file_values = read_config_file(args.config) if args.config else {}
     overrides = {setting.name: getattr(args, setting.name) for setting in SETTINGS}
     # an error about a setting the file gave names the file's key, not a flag the user never typed
-    args.from_file = {canonical_name(key): os.path.basename(args.config) for key in file_values
-                      if overrides.get(canonical_name(key)) is None}
+    args.from_file = {canonical_name(key): os.path.basename(args.config) for key, value in file_values.items()
+                      if value is not None and overrides.get(canonical_name(key)) is None}
     run(build_config(file_values, **overrides))
     return 0
 

@@ -23,10 +23,10 @@ def dask_client(spec: str = "local", n_workers: int | None = None, *, in_process
         ``local`` (a LocalCluster on 127.0.0.1, one single-threaded worker process
         per core unless ``n_workers``) or ``tcp://HOST:PORT`` of a running scheduler.
     n_workers : int, optional
-        Workers of a local cluster.
+        Workers of a local cluster (threads of its one worker with ``in_process``).
     in_process : bool
-        With ``local``: one worker inside this process with a thread per core
-        instead of worker processes. Starting worker processes costs about 12 s on
+        With ``local``: one worker inside this process (in-memory ``inproc://``
+        transport, no ports) with a thread per core instead of worker processes. Starting worker processes costs about 12 s on
         2 cores (each imports the libraries and loads compiled code), more than a
         small log takes to process; the interactions path asks for this when the
         log is a single partition.

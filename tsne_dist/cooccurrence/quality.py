@@ -7,9 +7,10 @@ graph (the similarity chosen for the run, on the stored co-occurrence):
   that are among their 10 nearest items in the map, ties included: a map
   neighbour counts when its similarity to the query is at least the query's
   10th-highest similarity (co-occurrence counts tie often; any of the equally
-  similar items is a correct neighbour). Items that never co-occur with the
-  query are not its neighbours: a query that co-occurs with m < 10 items is
-  scored on those m (hits over min(10, m), summed over the sample).
+  similar items is a correct neighbour). Items with similarity 0 (they never
+  co-occur with the query, or PPMI's shift zeroes them) are not its neighbours:
+  a query with m < 10 similar items is scored on those m (hits over min(10, m),
+  summed over the sample; 0.0 if no sampled item has a similar item).
 - ``trustworthiness@10``: Venna & Kaski's measure with graph ranks: an item's
   rank is 1 + the number of items more similar to the query; items that never
   co-occur with the query share the remaining ranks and get their average.
@@ -85,9 +86,9 @@ def graph_quality(group: zarr.Group, layout: np.ndarray, *, kind: str,
         "metrics_sample": int(n_sampled),
     }
     if labels is not None:
-        scores = _silhouettes(layout, labels, queries, silhouette_rows, cosine_rows)
-        if scores is not None:
-            figures.update(scores)
+        label_scores = _silhouettes(layout, labels, queries, silhouette_rows, cosine_rows)
+        if label_scores is not None:
+            figures.update(label_scores)
     return figures
 
 
@@ -138,6 +139,7 @@ def _row_scores(group, queries, map_neighbours, k, kind, n_collections, ppmi_shi
                 m = len(sims_v)
                 absent_rank = (m + 1 + n_items - 1) / 2.0
                 lookup = dict(zip(cols_v.tolist(), sims_v.tolist()))
+                kth = np.inf  # a row with no similar item has no neighbour to find
                 if m:
                     kth = ordered[min(k, m) - 1] * (1.0 - TIE_RTOL)
                     scores.possible += min(k, m)

@@ -113,7 +113,8 @@ def build_vocabulary(counts: pd.Series, min_count: int, max_items: int | None) -
     return Vocabulary(ids=pd.Index(ids), counts=kept.to_numpy()[order].astype(np.int64), filters=filters)
 
 
-CANONICAL_INTEGER = r"^(0|-?[1-9][0-9]{0,17})$"  # as int64 writes itself: no sign, no leading zeros
+CANONICAL_INTEGER = r"^(0|-?[1-9][0-9]{0,18})$"  # as an int64 prints: no "+", no leading zeros, no spaces
+INT64_MAX = 2**63 - 1
 
 
 def integer_ids(values: np.ndarray) -> np.ndarray | None:
@@ -126,6 +127,9 @@ def integer_ids(values: np.ndarray) -> np.ndarray | None:
         return None
     text = pd.Series(values, dtype=object).astype(str)
     if len(text) == 0 or not text.str.fullmatch(CANONICAL_INTEGER).all():
+        return None
+    long = text[text.str.lstrip("-").str.len() == 19]  # 19 digits may overflow int64
+    if any(abs(int(value)) > INT64_MAX for value in long):
         return None
     return text.to_numpy().astype(np.int64)
 

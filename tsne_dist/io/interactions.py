@@ -100,7 +100,8 @@ def read_interactions(source: Any, columns: InteractionColumns):
 
 
 def _open_frame(source: Any, id_columns: tuple[str, ...]):
-    """The source as a dask DataFrame; a CSV's ``id_columns`` are read as text (``000123`` stays itself)."""
+    """The source as a dask DataFrame; a CSV's ``id_columns`` are read as text (``000123`` stays
+    itself; spaces after a delimiter are skipped, as number parsing did)."""
     import dask.dataframe as dd
 
     if isinstance(source, dd.DataFrame):
@@ -116,7 +117,7 @@ def _open_frame(source: Any, id_columns: tuple[str, ...]):
     try:
         if suffix in (".csv", ".tsv"):
             return dd.read_csv(source, sep="\t" if suffix == ".tsv" else ",", blocksize="64MB",
-                               dtype={name: str for name in id_columns})
+                               dtype={name: str for name in id_columns}, skipinitialspace=True)
         if suffix == ".parquet" or _is_folder(source):
             return dd.read_parquet(source)
     except (OSError, ValueError) as exc:

@@ -108,6 +108,7 @@ def items_params(config: Config) -> dict[str, Any]:
         "item_col": config.item_col, "list_col": config.list_col, "weight_col": config.weight_col,
         "time_col": config.time_col, "min_count": config.min_count, "max_items": config.max_items,
         "max_collection_size": config.max_collection_size, "seed": config.seed,
+        "ids": "as written",  # CSV ids read as text since 0.1.0's stores: an older items stage is redone
     }
 
 

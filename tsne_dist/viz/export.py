@@ -164,7 +164,8 @@ class _HighD:
 
     indices: np.ndarray | None = None
     distances: np.ndarray | None = None
-    vectors: np.ndarray | None = None
+    n_real: np.ndarray | None = None  # interactions path: real (not padded) neighbours per item
+    vectors: np.ndarray | None = None  # only when the kNN graph was searched on them
     metric: str = "euclidean"
 
 
@@ -178,11 +179,14 @@ def _read_high_d(store, n_items: int) -> _HighD:
         logger.warning("viewer: kNN graph has %d rows for %d items; not exported", indices.shape[0], n_items)
         return _HighD()
     distances = store.read("knn", "distances") if store.has("knn", "distances") else None
-    vectors = store.read("vectors", "vectors") if store.has("vectors", "vectors") else None
-    if vectors is not None and vectors.shape[0] != n_items:
-        vectors = None
-    metric = store.run_attrs().get("config", {}).get("metric") or "euclidean"
-    return _HighD(indices=indices, distances=distances, vectors=vectors, metric=metric)
+    n_real = store.read("knn", "n_real") if store.has("knn", "n_real") else None
+    # the kNN stage's own record says whether it searched vectors (and in which metric) or the similarity graph
+    knn_params = (store.marker("knn") or {}).get("params", {})
+    metric = knn_params.get("metric")
+    with_vectors = (metric is not None and distances is not None and store.has("vectors", "vectors")
+                    and store.shape("vectors", "vectors")[0] == n_items)
+    return _HighD(indices=indices, distances=distances, n_real=n_real, metric=metric or "euclidean",
+                  vectors=store.read("vectors", "vectors") if with_vectors else None)
 
 
 def _stored_color_by(store) -> str | None:
@@ -413,7 +417,7 @@ def _write_data(folder: str, table: pd.DataFrame, high_d: _HighD, second: tuple[
             manifest["knn"] = {"k": k, "bits": bits, "file": writer.write("knn", pack_bits(knn_indices[:, :k], bits))}
             if knn_distances is not None:
                 kept = kept_counts(positions, knn_indices, knn_distances, k, vectors=high_d.vectors,
-                                   metric=high_d.metric)
+                                   metric=high_d.metric, n_real=high_d.n_real)
                 manifest["knn"]["kept"] = writer.write("kept", kept)
                 manifest["knn"]["kept_definition"] = (
                     f"of the {k} nearest items on the map, those at most as far in high-D as the {k}-th listed "

@@ -13,7 +13,12 @@ listed ones, as in ``knn_recall@k`` (:mod:`tsne_dist.metrics`).
   one, which makes the count at most slightly generous).
 - Without vectors (interactions path) a map neighbour counts when it is in i's
   stored neighbour list (the run's k, usually 3 x perplexity, beyond the viewer's)
-  at a distance no larger than the k-th: ties are seen as far as the stored list reaches.
+  at a distance no larger than the k-th: ties are seen as far as the stored list
+  reaches. Padding (items that do not co-occur with i, listed so that every item
+  has k) never counts.
+
+The count can also exceed the listed overlap when an approximate search
+(pynndescent) missed a true neighbour that the map placed nearby.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from scipy.spatial import cKDTree
 
 from ..neighbors.metric import prepare_metric, to_metric_distance
 
-PAIR_BLOCK_ROWS = 20_000
+PAIR_BLOCK_VALUES = 2**24  # float64 differences held at once (128 MB)
 TIE_RTOL = 1e-5  # float32 distances: two this close (relative) are a tie
 EXTRA_CANDIDATES = 8  # map candidates beyond k, so ties at the k-th map distance are resolved by index
 
@@ -55,7 +60,8 @@ def map_neighbours(positions: np.ndarray, k: int) -> np.ndarray:
 
 
 def kept_counts(positions: np.ndarray, knn_indices: np.ndarray, knn_distances: np.ndarray, k: int, *,
-                vectors: np.ndarray | None = None, metric: str = "euclidean") -> np.ndarray:
+                vectors: np.ndarray | None = None, metric: str = "euclidean",
+                n_real: np.ndarray | None = None) -> np.ndarray:
     """Per item, how many of its k nearest map neighbours are high-D neighbours, ties included.
 
     Parameters
@@ -70,6 +76,8 @@ def kept_counts(positions: np.ndarray, knn_indices: np.ndarray, knn_distances: n
         (N, D) the run's vectors; without them ties are found within the stored lists.
     metric : str
         ``euclidean``, ``cosine`` or ``inner_product`` (with ``vectors``).
+    n_real : np.ndarray, optional
+        (N,) how many of each stored list are real neighbours (the rest is padding).
 
     Returns
     -------
@@ -83,13 +91,19 @@ def kept_counts(positions: np.ndarray, knn_indices: np.ndarray, knn_distances: n
     counts = np.empty(n_items, dtype=np.uint8)
     if vectors is not None:
         items, queries = prepare_metric(np.asarray(vectors, dtype=np.float32), metric)
-        for start in range(0, n_items, PAIR_BLOCK_ROWS):
-            rows = slice(start, min(start + PAIR_BLOCK_ROWS, n_items))
+        block = max(1, PAIR_BLOCK_VALUES // (k * items.shape[1]))
+        for start in range(0, n_items, block):
+            rows = slice(start, min(start + block, n_items))
             differences = queries[rows, None, :].astype(np.float64) - items[on_map[rows]]
-            distances = to_metric_distance(np.sqrt((differences ** 2).sum(axis=2)), metric)
+            np.square(differences, out=differences)
+            distances = to_metric_distance(np.sqrt(differences.sum(axis=2)), metric)
             counts[rows] = (distances <= limit[rows, None]).sum(axis=1)
         return counts
-    within = knn_distances <= limit[:, None]  # the stored neighbours tied with (or nearer than) the k-th
+    real = knn_indices >= 0
+    if n_real is not None:
+        real &= np.arange(knn_indices.shape[1])[None, :] < np.asarray(n_real).reshape(-1, 1)
+    # the stored real neighbours tied with (or nearer than) the k-th
+    within = real & (knn_distances <= limit[:, None])
     stored = np.flatnonzero(within.ravel())
     stored_pairs = np.sort((stored // knn_indices.shape[1]) * n_items + knn_indices.ravel()[stored])
     map_pairs = np.arange(n_items, dtype=np.int64)[:, None] * n_items + on_map

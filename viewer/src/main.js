@@ -29,6 +29,7 @@ const state = {
   selected: -1,
   neighbours: [],
   keptSet: new Set(),
+  cameraMove: Promise.resolve(),
   mouse: [0, 0],
   timings: {},
 };
@@ -304,7 +305,7 @@ function showNeighbours(i) {
     state.keptSet = new Set();
     $('neighbours-summary').textContent = `${itemLabel(i)}: ${api.loaded ? 'this run has no kNN graph' : 'neighbours still loading…'}`;
     scatterplot.select([i], { preventEvent: true });
-    api.selection = { index: i, neighbours: [], kept: 0 };
+    api.selection = { index: i, neighbours: [], kept: 0, keptTieAware: null };
     redrawOverlay();
     return;
   }
@@ -315,7 +316,8 @@ function showNeighbours(i) {
   state.keptSet = kept;
   const k = neighbours.length;
   // the exported count includes items tied with the k-th neighbour; it is for the run's own layout
-  const tieAware = state.keptCounts && state.layoutIndex === 0 ? state.keptCounts[i] : null;
+  // and for the exported k (an item whose list holds itself or padding beyond N has fewer here)
+  const tieAware = state.keptCounts && state.layoutIndex === 0 && k === state.knn.k ? state.keptCounts[i] : null;
   let summary = `${itemLabel(i)}: ${kept.size} of its ${k} nearest high-D neighbours are also among its ${k} nearest on the map.`;
   if (tieAware !== null && tieAware !== kept.size) {
     summary += ` Counting items as near in high-D as its ${k}-th neighbour (ties), ${tieAware} of its ${k} nearest on the map are true neighbours.`;
@@ -330,7 +332,7 @@ function showNeighbours(i) {
     list.append(li);
   });
   scatterplot.select([i, ...neighbours], { preventEvent: true });
-  api.selection = { index: i, neighbours, kept: tieAware ?? kept.size, keptListed: kept.size };
+  api.selection = { index: i, neighbours, kept: kept.size, keptTieAware: tieAware };
   redrawOverlay();
 }
 
@@ -346,7 +348,8 @@ function clearNeighbours() {
 function focusItem(i) {
   const { x, y } = currentPositions();
   const distance = Math.min(scatterplot.get('camera').distance[0], 0.25);
-  scatterplot.zoomToLocation([x[i], y[i]], distance, { transition: true, transitionDuration: 500 })
+  // a layout switch waits for this move: a points transition started during a camera transition never ends
+  state.cameraMove = scatterplot.zoomToLocation([x[i], y[i]], distance, { transition: true, transitionDuration: 500 })
     .then(() => redrawOverlay());
   showNeighbours(i);
 }
@@ -468,13 +471,15 @@ async function search(query) {
 async function toggleLayout() {
   const button = $('compare-toggle');
   button.disabled = true;
+  await state.cameraMove;
   state.layoutIndex = 1 - state.layoutIndex;
   await drawPoints({ transition: true });
   const other = state.manifest.layouts[1 - state.layoutIndex];
   button.textContent = `Animate to: ${other.name}`;
   button.disabled = false;
   api.layoutIndex = state.layoutIndex;
-  redrawOverlay();
+  if (state.selected >= 0) showNeighbours(state.selected); // "kept" is about the layout now shown
+  else redrawOverlay();
 }
 
 // ---- start ------------------------------------------------------------------------------------
@@ -577,7 +582,7 @@ async function loadRest(manifest) {
   for (const entry of manifest.columns) jobs.push(loadColumn(entry));
   if (manifest.knn) {
     jobs.push(loadBuffer(manifest.knn.file).then((buffer) => {
-      state.knn = { bytes: new Uint8Array(buffer), bits: manifest.knn.bits, k: manifest.knn.k, kept: null };
+      state.knn = { bytes: new Uint8Array(buffer), bits: manifest.knn.bits, k: manifest.knn.k };
     }));
   }
   if (manifest.knn && manifest.knn.kept) {
