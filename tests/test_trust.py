@@ -370,8 +370,8 @@ def test_config_file_paths_resolve_against_the_file_and_verbose_logs(tmp_path, c
 def test_config_file_errors_name_the_files_keys(tmp_path, capsys, catalog_files):
     (tmp_path / "typo.yaml").write_text(f"vectors: {catalog_files['vectors']}\nperplexty: 30\n")
     code, _, err = run_cli(capsys, "run", str(tmp_path / "typo.yaml"), "--out", str(tmp_path / "o"))
-    assert code == 2 and _error_lines(err) == ["tsne-dist: error: unknown setting 'perplexty'; did you mean "
-                                               "'perplexity'?"]
+    assert code == 2 and _error_lines(err) == ["tsne-dist: error: unknown setting 'perplexty' in typo.yaml; "
+                                               "did you mean 'perplexity'?"]
     (tmp_path / "bad.yaml").write_text(f"vectors: {catalog_files['vectors']}\nperplexity: -3\n")
     code, _, err = run_cli(capsys, "run", str(tmp_path / "bad.yaml"), "--out", str(tmp_path / "o"))
     assert code == 2 and "set perplexity in bad.yaml to a number above 0" in err

@@ -116,6 +116,8 @@ def read_config_file(path: str) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise ConfigError(f"config file {path} must hold a mapping of settings")
     values = {canonical_name(str(key)): value for key, value in raw.items()}
+    for key in values:
+        _check_known(key, f" in {os.path.basename(path)}")
     folder = os.path.dirname(os.path.abspath(path))
     for key in (*SOURCE_SETTINGS, "out"):
         value = values.get(key)
@@ -143,16 +145,21 @@ def build_config(file_values: dict[str, Any] | None = None, **overrides: Any) ->
     ConfigError
         For an unknown setting or a bad value.
     """
-    known = {f.name for f in fields(Config)}
     merged: dict[str, Any] = {}
     for source in (file_values or {}, overrides):
         for key, value in source.items():
             key = canonical_name(key)
             if value is None:
                 continue
-            if key not in known:
-                close = difflib.get_close_matches(key, sorted(known), n=1)
-                raise ConfigError(f"unknown setting {key!r}", f"did you mean {close[0]!r}?" if close
-                                  else f"known settings are: {', '.join(sorted(known))}")
+            _check_known(key)
             merged[key] = value
     return Config(**merged).validate()
+
+
+def _check_known(key: str, where: str = "") -> None:
+    """Raise :class:`ConfigError` for a setting name that does not exist, suggesting the closest."""
+    known = sorted(f.name for f in fields(Config))
+    if key not in known:
+        close = difflib.get_close_matches(key, known, n=1)
+        raise ConfigError(f"unknown setting {key!r}{where}", f"did you mean {close[0]!r}?" if close
+                          else f"known settings are: {', '.join(known)}")

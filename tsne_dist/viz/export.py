@@ -421,8 +421,10 @@ def _write_data(folder: str, table: pd.DataFrame, high_d: _HighD, second: tuple[
                 manifest["knn"]["kept"] = writer.write("kept", kept)
                 manifest["knn"]["kept_definition"] = (
                     f"of the {k} nearest items on the map, those at most as far in high-D as the {k}-th listed "
-                    "neighbour (ties included)" + ("" if high_d.vectors is not None else
-                                                   f", looked up in the run's {knn_indices.shape[1]} stored neighbours"))
+                    "neighbour (ties included)" if high_d.vectors is not None else
+                    f"of the {k} nearest items on the map, those among the real (not padded) neighbours the run "
+                    f"stored ({knn_indices.shape[1]} per item) at most as far as the {k}-th listed one "
+                    "(ties included)")
     if knn_distances is not None and n_items > 1:
         k = min(n_neighbors, knn_distances.shape[1])
         scores = outlier_scores(knn_distances, k)
