@@ -189,23 +189,21 @@ def test_the_kept_count_includes_tied_neighbours(tmp_path):
     expected = _kept_by_definition(xy, run["vectors"], run["distances"][:, 14], 15)
     np.testing.assert_array_equal(kept, expected)
     assert (kept[:40] == 15).all()  # every copy's map neighbours are copies: all true neighbours
-    listed = [len(set(run["indices"][i, :15]) & set(np.lexsort((np.arange(100), ((xy - xy[i]) ** 2).sum(1)))[1:16]))
-              for i in range(40)]
+    on_map = [set(np.lexsort((np.arange(100), ((xy - xy[i]) ** 2).sum(1)))[1:16]) for i in range(100)]  # by definition
+    listed = [len(set(run["indices"][i, :15]) & on_map[i]) for i in range(40)]
     assert min(listed) < 10  # the listed neighbours alone would have said otherwise
     assert "ties included" in knn["kept_definition"]
     # without vectors (the interactions path) ties are found within the stored lists: the 20 stored
     # copies of a copy are all at distance 0, so map neighbours among them count
     graph = kept_counts(xy, run["indices"], run["distances"], 15)
-    stored_hits = [len(set(run["indices"][i]) & set(np.lexsort((np.arange(100), ((xy - xy[i]) ** 2).sum(1)))[1:16]))
-                   for i in range(100)]
+    stored_hits = [len(set(run["indices"][i]) & on_map[i]) for i in range(100)]
     np.testing.assert_array_equal(graph[:40], stored_hits[:40])
     assert (graph[:40] >= np.array(listed)).all() and graph[:40].sum() > sum(listed)
     # padding (items listed only so that every item has k) never counts, nor does a -1 entry
     indices = run["indices"].copy()
     indices[:, -1] = -1
     padded = kept_counts(xy, indices, run["distances"], 15, n_real=np.full(100, 5))
-    real_hits = [len(set(run["indices"][i, :5]) & set(np.lexsort((np.arange(100), ((xy - xy[i]) ** 2).sum(1)))[1:16]))
-                 for i in range(100)]
+    real_hits = [len(set(run["indices"][i, :5]) & on_map[i]) for i in range(100)]
     np.testing.assert_array_equal(padded, real_hits)
 
 

@@ -7,6 +7,7 @@ tests/artifacts/viewer/.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import threading
@@ -240,6 +241,23 @@ def test_compare_toggle_animates_to_second_layout(page, site):
     assert page.inner_text("#tooltip").splitlines()[0] == "item-5"
 
 
+@contextlib.contextmanager
+def served_page(browser, folder, wait_for: str):
+    """A page of the viewer in ``folder``, served on 127.0.0.1, once ``window.__viewer.<wait_for>``."""
+    server = make_server(str(folder))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    page = browser.new_page(viewport={"width": 800, "height": 600})
+    try:
+        page.goto(server_url(server))
+        page.wait_for_function(f"window.__viewer.{wait_for} || window.__viewer.error !== null", timeout=30_000)
+        assert page.evaluate("window.__viewer.error") is None
+        yield page
+    finally:
+        page.close()
+        server.shutdown()
+        server.server_close()
+
+
 def test_the_kept_count_counts_tied_neighbours(tmp_path, browser):
     write_duplicates_run(tmp_path / "dups")  # 40 copies of one vector: any copy is a true neighbour
     other = pd.read_parquet(tmp_path / "dups" / "layout.parquet")
@@ -247,14 +265,7 @@ def test_the_kept_count_counts_tied_neighbours(tmp_path, browser):
     (tmp_path / "other").mkdir()
     other.to_parquet(tmp_path / "other" / "layout.parquet", index=False)
     export_viewer(str(tmp_path / "dups"), compare=str(tmp_path / "other"))
-    server = make_server(str(tmp_path / "dups"))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    page = browser.new_page(viewport={"width": 800, "height": 600})
-    try:
-        page.goto(server_url(server))
-        page.wait_for_function("window.__viewer.loaded || window.__viewer.error !== null", timeout=30_000)
-        assert page.evaluate("window.__viewer.error") is None
+    with served_page(browser, tmp_path / "dups", "loaded") as page:
         page.evaluate("window.__viewer.focusItem(0)")  # what clicking a search result does
         page.wait_for_function("window.__viewer.selection && window.__viewer.selection.index === 0")
         selection = page.evaluate("window.__viewer.selection")
@@ -267,26 +278,11 @@ def test_the_kept_count_counts_tied_neighbours(tmp_path, browser):
         page.wait_for_function("window.__viewer.layoutIndex === 1", timeout=10_000)
         assert page.evaluate("window.__viewer.selection.keptTieAware") is None
         assert "(ties)" not in page.inner_text("#neighbours-summary")
-    finally:
-        page.close()
-        server.shutdown()
-        server.server_close()
 
 
 def test_the_page_opens_coloured_by_the_runs_color_by(tmp_path, browser):
     write_run_folder(tmp_path / "run", n=120, seed=2)
     export_viewer(str(tmp_path / "run"), color_by="score")  # a run made with --color-by score
-    server = make_server(str(tmp_path / "run"))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    page = browser.new_page(viewport={"width": 800, "height": 600})
-    try:
-        page.goto(server_url(server))
-        page.wait_for_function("window.__viewer.ready || window.__viewer.error !== null", timeout=30_000)
-        assert page.evaluate("window.__viewer.error") is None
+    with served_page(browser, tmp_path / "run", "ready") as page:
         assert page.evaluate("window.__viewer.colorBy") == "score"  # not the first category column
         assert page.eval_on_selector("#color-by", "element => element.value") == "score"
-    finally:
-        page.close()
-        server.shutdown()
-        server.server_close()

@@ -91,7 +91,7 @@ def neighbour_quality(vectors: np.ndarray, layout: np.ndarray, *, k: int = 10, s
     n_items = vectors.shape[0]
     k = max(1, min(k, (n_items - 1) // 2))  # trustworthiness is defined for k < N / 2
     queries = sample_items(n_items, sample, seed)
-    map_neighbours = _map_neighbours(layout, queries, k)
+    on_map = map_neighbours(layout, k, queries)
     items, query_vectors = prepare_metric(vectors, metric)
     data, query_data = items.astype(np.float64), query_vectors.astype(np.float64)
     sq_norms = (data * data).sum(axis=1)
@@ -104,7 +104,7 @@ def neighbour_quality(vectors: np.ndarray, layout: np.ndarray, *, k: int = 10, s
         query_rows, query_sq = query_data[block], (query_data[block] ** 2).sum(axis=1)
         distances = squared_distances(query_rows, data, sq_norms)  # |q|² + |x|² - 2 q·x: fast, rounded
         distances[rows, block] = np.inf
-        block_map = map_neighbours[start:start + query_block]
+        block_map = on_map[start:start + query_block]
         # the map neighbours' squared distances computed directly, so exact copies are exactly 0
         map_distances = ((query_rows[:, None, :] - data[block_map]) ** 2).sum(axis=2)
         kth_item = np.argpartition(distances, k - 1, axis=1)[:, k - 1]
@@ -121,14 +121,38 @@ def neighbour_quality(vectors: np.ndarray, layout: np.ndarray, *, k: int = 10, s
     return NeighbourQuality(recall=float(recall), trustworthiness=float(trust), n_sampled=n_sampled)
 
 
-def _map_neighbours(layout: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
-    """Exact k nearest map neighbours of the queries among all items, self excluded."""
-    tree = cKDTree(np.asarray(layout, dtype=np.float64))
-    _, found = tree.query(layout[queries], k=k + 1)
-    found = np.atleast_2d(found)
-    is_self = found == queries[:, None]
-    is_self[~is_self.any(axis=1), -1] = True
-    return np.sort(found[~is_self].reshape(len(queries), k), axis=1)
+MAP_EXTRA_CANDIDATES = 8  # map candidates beyond k, so ties at the k-th map distance are settled by index
+
+
+def map_neighbours(layout: np.ndarray, k: int, queries: np.ndarray | None = None) -> np.ndarray:
+    """Exact k nearest map neighbours of ``queries`` among all items, self excluded.
+
+    Nearest first, ties by the smaller index (what the viewer computes on a click):
+    squared distances in float64 of the layout's values.
+
+    Parameters
+    ----------
+    layout : np.ndarray
+        (N, 2) map coordinates (any float dtype).
+    k : int
+        Neighbours per query; below N.
+    queries : np.ndarray, optional
+        Row numbers to answer (default: all).
+
+    Returns
+    -------
+    np.ndarray
+        (len(queries), k) int64 row numbers.
+    """
+    xy = np.asarray(layout, dtype=np.float64)
+    queries = np.arange(len(xy)) if queries is None else np.asarray(queries)
+    n_candidates = min(len(xy), k + 1 + MAP_EXTRA_CANDIDATES)
+    _, candidates = cKDTree(xy).query(xy[queries], k=n_candidates, workers=-1)
+    candidates = np.atleast_2d(candidates).reshape(len(queries), n_candidates)
+    squared = ((xy[candidates] - xy[queries][:, None, :]) ** 2).sum(axis=2)
+    squared[candidates == queries[:, None]] = np.inf  # self last
+    order = np.lexsort((candidates, squared), axis=1)
+    return np.take_along_axis(candidates, order, axis=1)[:, :k]
 
 
 def duplicate_rows(vectors: np.ndarray) -> int:

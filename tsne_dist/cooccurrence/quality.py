@@ -28,10 +28,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import zarr
-from scipy.spatial import cKDTree
 from sklearn.metrics import silhouette_score
 
-from ..metrics import sample_items
+from ..metrics import map_neighbours, sample_items
 from .similarity import BLOCK_VALUES, similarity
 
 HD_SILHOUETTE_SAMPLE = 2000
@@ -69,14 +68,9 @@ def graph_quality(group: zarr.Group, layout: np.ndarray, *, kind: str,
     n_items = layout.shape[0]
     k = max(1, min(k, (n_items - 1) // 2))
     queries = sample_items(n_items, sample, seed)
-    tree = cKDTree(np.asarray(layout, dtype=np.float64))
-    _, found = tree.query(layout[queries], k=k + 1)
-    found = np.atleast_2d(found)
-    is_self = found == queries[:, None]
-    is_self[~is_self.any(axis=1), -1] = True
-    map_neighbours = found[~is_self].reshape(len(queries), k)
+    on_map = map_neighbours(layout, k, queries)
     silhouette_rows = _silhouette_rows(queries, labels, seed)
-    scores, cosine_rows = _row_scores(group, queries, map_neighbours, k, kind, n_collections, ppmi_shift,
+    scores, cosine_rows = _row_scores(group, queries, on_map, k, kind, n_collections, ppmi_shift,
                                       silhouette_rows)
     n_sampled = len(queries)
     penalty = scores.penalty
@@ -106,7 +100,7 @@ class _RowScores:
     penalty: float = 0.0  # sum over queries of max(0, graph rank - k) of their map neighbours
 
 
-def _row_scores(group, queries, map_neighbours, k, kind, n_collections, ppmi_shift, silhouette_rows):
+def _row_scores(group, queries, on_map, k, kind, n_collections, ppmi_shift, silhouette_rows):
     """Tie-aware recall counts and the trustworthiness penalty of the queries; cosine rows for silhouettes."""
     n_items = int(group.attrs["shape"][0])
     indptr = group["indptr"][:]
@@ -143,7 +137,7 @@ def _row_scores(group, queries, map_neighbours, k, kind, n_collections, ppmi_shi
                 if m:
                     kth = ordered[min(k, m) - 1] * (1.0 - TIE_RTOL)
                     scores.possible += min(k, m)
-                for j in map_neighbours[position[row]]:
+                for j in on_map[position[row]]:
                     s = lookup.get(int(j))
                     rank = absent_rank if s is None else 1.0 + np.searchsorted(-ordered, -s, side="left")
                     scores.penalty += max(0.0, rank - k)

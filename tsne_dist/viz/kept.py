@@ -24,39 +24,12 @@ The count can also exceed the listed overlap when an approximate search
 from __future__ import annotations
 
 import numpy as np
-from scipy.spatial import cKDTree
 
+from ..metrics import map_neighbours
 from ..neighbors.metric import prepare_metric, to_metric_distance
 
 PAIR_BLOCK_VALUES = 2**24  # float64 differences held at once (128 MB)
 TIE_RTOL = 1e-5  # float32 distances: two this close (relative) are a tie
-EXTRA_CANDIDATES = 8  # map candidates beyond k, so ties at the k-th map distance are resolved by index
-
-
-def map_neighbours(positions: np.ndarray, k: int) -> np.ndarray:
-    """Each item's k nearest items on the map, nearest first, ties by smaller index, self excluded.
-
-    Parameters
-    ----------
-    positions : np.ndarray
-        (N, 2) float32 map positions (the viewer's).
-    k : int
-        Neighbours per item; below N.
-
-    Returns
-    -------
-    np.ndarray
-        (N, k) int64 row numbers.
-    """
-    xy = np.asarray(positions, dtype=np.float64)  # float32 values, squared distances in float64 as the viewer does
-    n_items = len(xy)
-    n_candidates = min(n_items, k + 1 + EXTRA_CANDIDATES)
-    _, candidates = cKDTree(xy).query(xy, k=n_candidates, workers=-1)
-    candidates = np.atleast_2d(candidates).reshape(n_items, n_candidates)
-    squared = ((xy[candidates] - xy[:, None, :]) ** 2).sum(axis=2)
-    squared[candidates == np.arange(n_items)[:, None]] = np.inf  # self last
-    order = np.lexsort((candidates, squared), axis=1)
-    return np.take_along_axis(candidates, order, axis=1)[:, :k]
 
 
 def kept_counts(positions: np.ndarray, knn_indices: np.ndarray, knn_distances: np.ndarray, k: int, *,
