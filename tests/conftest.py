@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -43,15 +44,32 @@ def catalog_files(tmp_path, catalog) -> dict[str, str]:
 
 # Test files that run pynndescent share one test process, in this order: the first compiles it
 # (the numba cache then serves the rest, including the Dask workers that test_sharded starts).
-PYNNDESCENT_FILES = ("test_knn.py", "test_pipeline.py", "test_sharded.py")
+PYNNDESCENT_FILES = ("test_knn.py", "test_sharded.py")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the marks into the node ids
 def pytest_collection_modifyitems(config, items):
     """Group tests for pytest-xdist's ``--dist loadgroup``: one group per file (its module
     fixtures start once), except that the files using pynndescent form one group."""
     for item in items:
         name = item.path.name
         item.add_marker(pytest.mark.xdist_group("pynndescent" if name in PYNNDESCENT_FILES else name))
+
+
+def pytest_configure(config):
+    """Refuse ``--dist loadgroup`` where it silently drops the groups: pytest 9.2 with
+    pytest-xdist up to 3.8 (pytest-dev/pytest-xdist#1386). Without the groups the pynndescent
+    files run in both processes at once, each compiling pynndescent (about a minute more)."""
+    if config.getoption("dist", "no") != "loadgroup" or hasattr(config, "workerinput"):
+        return
+    import xdist
+
+    def release(text: str) -> tuple[int, ...]:
+        return tuple(int(part) for part in re.findall(r"\d+", text)[:2])
+
+    if release(pytest.__version__) >= (9, 2) and release(xdist.__version__) <= (3, 8):
+        raise pytest.UsageError(f"pytest {pytest.__version__} with pytest-xdist {xdist.__version__} ignores the test "
+                                "groups; install the test needs with pip install -e \".[test]\" (pytest<9.2)")
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.spatial.distance import cdist
 
+from conftest import FAST, read_metrics, run_cli
 from tsne_dist.neighbors import choose_backend, nearest_neighbors
 from tsne_dist.neighbors.bruteforce import bruteforce_knn
 from tsne_dist.neighbors.nndescent import drop_self
@@ -205,3 +209,19 @@ def test_merging_two_answers_keeps_the_best_unique_neighbours_ties_by_index():
         assert found == expected
         np.testing.assert_array_equal(distances[r][:len(found)], [best[index] for index in expected])
         assert (indices[r][len(found):] == -1).all() and np.isinf(distances[r][len(found):]).all()
+
+
+def test_same_seed_same_layout_and_another_seed_differs(tmp_path, capsys, catalog_files):
+    outputs = []
+    for name, seed in (("a", "3"), ("b", "3"), ("c", "4")):
+        out = str(tmp_path / name)
+        assert run_cli(capsys, "run", "--vectors", catalog_files["vectors"], "--metadata", catalog_files["metadata"],
+                       "--ids", catalog_files["ids"], "--seed", seed, "--out", out, "--knn", "pynndescent",
+                       "--init", "random", *FAST)[0] == 0
+        outputs.append(pd.read_parquet(os.path.join(out, "layout.parquet")))
+    pd.testing.assert_frame_equal(outputs[0], outputs[1], check_exact=True)
+    with open(tmp_path / "a" / "layout.parquet", "rb") as a, open(tmp_path / "b" / "layout.parquet", "rb") as b:
+        assert a.read() == b.read()
+    assert not np.array_equal(outputs[0][["x", "y"]].to_numpy(), outputs[2][["x", "y"]].to_numpy())
+    metrics = read_metrics(str(tmp_path / "a"))
+    assert metrics["knn_backend"] == "pynndescent" and metrics["knn_graph_recall"] >= 0.95
