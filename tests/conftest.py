@@ -58,8 +58,9 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_configure(config):
     """Refuse ``--dist loadgroup`` where it silently drops the groups: pytest 9.2 with
-    pytest-xdist up to 3.8 (pytest-dev/pytest-xdist#1386). Without the groups the pynndescent
-    files run in both processes at once, each compiling pynndescent (about a minute more)."""
+    pytest-xdist up to 3.8, the newest release known to drop them (pytest-dev/pytest-xdist#1386).
+    Without the groups the pynndescent files run in both processes at once, each compiling
+    pynndescent (about a minute more)."""
     if config.getoption("dist", "no") != "loadgroup" or hasattr(config, "workerinput"):
         return
     import xdist
