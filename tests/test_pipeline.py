@@ -70,6 +70,42 @@ def test_rerun_skips_finished_stages_and_a_changed_parameter_recomputes_downstre
     assert read_metrics(out)["stages_run"] == ["knn", "affinities", "layout", "metrics"]
 
 
+def test_a_rerun_redraws_the_map_and_viewer_only_when_what_they_show_changed(tmp_path, capsys, catalog_files):
+    out = tmp_path / "o"
+    drawings = (out / "map.png", out / "viewer" / "data" / "manifest.json")
+
+    def run(color_by: str = "category", perplexity: str = "10") -> str:
+        code, _, err = run_cli(capsys, "run", "--vectors", catalog_files["vectors"], "--ids", catalog_files["ids"],
+                               "--metadata", catalog_files["metadata"], "--color-by", color_by, "--knn", "bruteforce",
+                               "--out", str(out), *FAST[:-2], "--perplexity", perplexity)
+        assert code == 0, err
+        return err
+
+    def written_at() -> list[int]:
+        return [path.stat().st_mtime_ns for path in drawings]
+
+    def redrawn_since(before: list[int]) -> bool:
+        return all(after > earlier for after, earlier in zip(written_at(), before))
+
+    run()
+    first = written_at()
+    assert "map.png and viewer/ unchanged since the last run" in run()
+    assert written_at() == first
+    assert "unchanged" not in run(perplexity="12") and redrawn_since(first)  # a new layout
+    before = written_at()
+    run(color_by="subcategory", perplexity="12")  # another colour
+    assert redrawn_since(before)
+    before = written_at()
+    metadata = pd.read_parquet(catalog_files["metadata"])
+    metadata.loc[0, "category"] = "renamed"  # the same stages, other metadata
+    metadata.to_parquet(catalog_files["metadata"], index=False)
+    run(color_by="subcategory", perplexity="12")
+    assert redrawn_since(before)
+    (out / "map.png").unlink()  # a deleted drawing is drawn again
+    run(color_by="subcategory", perplexity="12")
+    assert (out / "map.png").is_file()
+
+
 def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "tsne_dist", *args]
 

@@ -378,6 +378,10 @@ def test_config_file_errors_name_the_files_keys(tmp_path, capsys, catalog_files)
     code, _, err = run_cli(capsys, "run", str(tmp_path / "bad.yaml"), "--perplexity", "-2", "--out",
                            str(tmp_path / "o"))
     assert code == 2 and "set --perplexity to a number above 0" in err  # the flag given wins and is named
+    code, _, err = run_cli(capsys, "run", catalog_files["vectors"], "--out", str(tmp_path / "o"))  # data, no flag
+    assert code == 2 and _error_lines(err) == [
+        f"tsne-dist: error: {catalog_files['vectors']} was given as the config file, which must end in .yaml, .yml, "
+        ".toml; pass data with --vectors or --interactions, or rename the config file"]
     assert not (tmp_path / "o").exists()
 
 

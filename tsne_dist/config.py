@@ -18,6 +18,8 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
+
+CONFIG_SUFFIXES = (".yaml", ".yml", ".toml")
 from .settings import SETTINGS, canonical_name, check_schedule, coerce, neighbours_for
 
 SOURCE_SETTINGS = tuple(setting.name for setting in SETTINGS if setting.kind == "source")
@@ -104,6 +106,9 @@ def read_config_file(path: str) -> dict[str, Any]:
     """
     if not os.path.isfile(path):
         raise ConfigError(f"config file {path} does not exist", "check the path")
+    if not path.endswith(CONFIG_SUFFIXES):
+        raise ConfigError(f"{path} was given as the config file, which must end in {', '.join(CONFIG_SUFFIXES)}",
+                          "pass data with `vectors` or `interactions`, or rename the config file")
     try:
         with open(path, "rb") as handle:
             if path.endswith(".toml"):

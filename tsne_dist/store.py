@@ -189,12 +189,17 @@ class RunStore:
     # run-level attributes ------------------------------------------------
     def run_attrs(self) -> dict[str, Any]:
         """Root attrs: ``tsne_dist_version``, ``identity``, ``config``, ``resolved`` (empty until
-        the plan's size-dependent choices are made)."""
+        the plan's size-dependent choices are made) and ``drawn`` (see :meth:`record_drawn`)."""
         return self.root.attrs.asdict()
 
     def record_resolved(self, resolved: dict[str, Any]) -> None:
         """Store what the plan resolved (beside, never over, the requested config)."""
         self.root.attrs.update({"resolved": json.loads(json.dumps(resolved, default=str))})
+
+    def record_drawn(self, drawing_fingerprint: str) -> None:
+        """Store the fingerprint of what ``map.png`` and ``viewer/`` were drawn from (a rerun
+        with the same one does not redraw them)."""
+        self.root.attrs.update({"drawn": drawing_fingerprint})
 
     # stage markers -------------------------------------------------------
     def stages(self) -> list[str]:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..outputs import layout_table, write_layout, write_map, write_metrics
+from ..outputs import MAP_FILE, layout_table, write_layout, write_map, write_metrics
+from ..store import fingerprint
 from ..version import __version__
 from .runner import StageRunner
 
@@ -45,19 +49,54 @@ def write_outputs(runner: StageRunner, ids: np.ndarray, metadata: pd.DataFrame |
     """Write the run's files from its finished stages and return the :class:`Result`."""
     config, store, out = runner.config, runner.store, runner.plan.out
     layout = store.read("layout", "layout")
+    drawing = drawing_fingerprint(runner, metadata)
+    unchanged = store.run_attrs().get("drawn") == drawing and _drawings_present(out)
     with runner.timings.stage("outputs"):
         table = layout_table(ids, layout, metadata)
         write_layout(out, table)
-        values = metadata[config.color_by] if (metadata is not None and config.color_by) else None
-        title = f"t-SNE of {len(ids):,} items" + (f", coloured by {config.color_by}" if config.color_by else "")
-        write_map(out, layout, values, title, config.top_categories)
+        if unchanged:
+            logger.info("map.png and viewer/ unchanged since the last run (same stages and metadata): not redrawn")
+        else:
+            values = metadata[config.color_by] if (metadata is not None and config.color_by) else None
+            title = f"t-SNE of {len(ids):,} items" + (f", coloured by {config.color_by}" if config.color_by else "")
+            write_map(out, layout, values, title, config.top_categories)
     metrics = metrics_document(runner, len(ids))
     write_metrics(out, metrics)
-    _export_viewer(out)
+    if not unchanged:
+        _export_viewer(out)
+        store.record_drawn(drawing)
     logger.info("map written to %s (recall@10 %.3f, trustworthiness@10 %.3f)", out,
                 metrics["knn_recall@10"], metrics["trustworthiness@10"])
     return Result(out=out, layout=table, metrics=metrics, stages_run=runner.stages_run,
                   stages_skipped=runner.stages_skipped)
+
+
+def drawing_fingerprint(runner: StageRunner, metadata: pd.DataFrame | None) -> str:
+    """What ``map.png`` and ``viewer/`` are drawn from: every stage's fingerprint (the layout,
+    the neighbours, the ids), the metadata's content, the colour settings (and, through :func:`fingerprint`, our version)."""
+    store, config = runner.store, runner.config
+    stages = {name: (store.marker(name) or {}).get("fingerprint") for name in store.stages()}
+    content = None if metadata is None else _metadata_digest(metadata)
+    return fingerprint(stages, content, config.color_by, config.top_categories)
+
+
+def _metadata_digest(metadata: pd.DataFrame) -> str:
+    """A SHA-256 of the metadata's column names and values (list values by their text)."""
+    digest = hashlib.sha256(json.dumps([str(column) for column in metadata.columns]).encode())
+    for _, column in metadata.items():
+        try:
+            hashed = pd.util.hash_pandas_object(column, index=False)
+        except TypeError:  # unhashable values such as lists
+            hashed = pd.util.hash_pandas_object(column.map(repr), index=False)
+        digest.update(hashed.to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _drawings_present(out: str) -> bool:
+    from ..viz.export import bundle_available
+
+    viewer = os.path.join(out, "viewer", "data", "manifest.json")
+    return os.path.isfile(os.path.join(out, MAP_FILE)) and (os.path.isfile(viewer) or not bundle_available())
 
 
 def _export_viewer(out: str) -> None:
