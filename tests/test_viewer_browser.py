@@ -174,6 +174,7 @@ def test_search_flies_to_item(page, site):
 
 def test_click_lists_neighbours_and_counts_those_kept(page, site):
     index = 100
+    hover(page, index)  # as a user does: the scatterplot picks the point under its last known pointer
     x, y = page.evaluate(f"window.__viewer.screenPosition({index})")
     page.mouse.click(x, y)
     page.wait_for_function(f"window.__viewer.selection && window.__viewer.selection.index === {index}")
