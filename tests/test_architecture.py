@@ -138,3 +138,14 @@ def test_only_the_store_opens_zarr_groups_of_the_run():
                 assert opener not in text, (path, opener)
             if path.name != "vectors.py":  # io/vectors.py reads a user's own Zarr vectors
                 assert "zarr.open(" not in text, path
+
+
+def test_the_command_starts_without_scikit_learn():
+    """scikit-learn takes about 2 s to import; only PCA initialization and silhouettes use it,
+    so a command (or a Dask worker importing our functions) does not load it before they run."""
+    import subprocess
+    import sys
+
+    probe = "import sys, tsne_dist.cli; print(sorted(m for m in sys.modules if m.split('.')[0] == 'sklearn'))"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"

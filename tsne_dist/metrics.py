@@ -22,7 +22,6 @@ import numba
 import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
-from sklearn.metrics import silhouette_score
 
 from .neighbors.metric import prepare_metric
 from .neighbors.bruteforce import squared_distances
@@ -209,6 +208,7 @@ def silhouettes(vectors: np.ndarray, layout: np.ndarray, labels: pd.Series, *, s
     The high-D silhouette uses ``metric``; for ``inner_product`` the dissimilarity
     max_i |x_i|^2 - x.y on the sample.
     """
+    from sklearn.metrics import silhouette_score  # scikit-learn loads in 2 s: only where used
     labels = pd.Series(labels).reset_index(drop=True)
     known = np.flatnonzero(labels.notna().to_numpy())
     if len(known) < 3:
@@ -226,6 +226,7 @@ def silhouettes(vectors: np.ndarray, layout: np.ndarray, labels: pd.Series, *, s
 
 def _silhouette_hd(vectors: np.ndarray, codes: np.ndarray, metric: str) -> float:
     """High-D silhouette; for inner product on the dissimilarity max|x|^2 - x.y."""
+    from sklearn.metrics import silhouette_score  # scikit-learn loads in 2 s: only where used
     if metric != "inner_product":
         return float(silhouette_score(vectors, codes, metric=metric))
     products = vectors @ vectors.T

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import zarr
-from sklearn.metrics import silhouette_score
 
 from ..metrics import map_neighbours, sample_items
 from .similarity import BLOCK_VALUES, similarity
@@ -151,6 +150,7 @@ def _row_scores(group, queries, on_map, k, kind, n_collections, ppmi_shift, silh
 
 
 def _silhouettes(layout, labels, queries, rows, cosine) -> dict | None:
+    from sklearn.metrics import silhouette_score  # scikit-learn loads in 2 s: only where used
     labels = pd.Series(labels).reset_index(drop=True)
     known = queries[labels.iloc[queries].notna().to_numpy()]
     codes = pd.factorize(labels.iloc[known])[0]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-from sklearn.decomposition import PCA
 
 logger = logging.getLogger("tsne_dist")
 
@@ -37,6 +36,7 @@ def pca_init(vectors: np.ndarray, seed: int) -> np.ndarray:
     np.ndarray
         (N, 2) float64.
     """
+    from sklearn.decomposition import PCA  # scikit-learn loads in 2 s: only where used
     n_items, n_dims = vectors.shape
     if n_dims < 2:
         logger.info("PCA init needs two dimensions; using random init")
