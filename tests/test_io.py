@@ -104,6 +104,9 @@ def test_sources_are_described_and_checked(tmp_path):
     assert described["url"] == str(tmp_path / "v.npy") and described["size"] > VECTORS.nbytes
     assert describe_source(VECTORS) == describe_source(VECTORS.copy())  # in-memory data: its content's hash
     assert describe_source(VECTORS)["content"] != describe_source(VECTORS + 1)["content"]
+    tags = pd.DataFrame({"id": ["a", "b"], "tags": [["x", "y"], ["z"]]})  # list values cannot be hashed as such
+    assert describe_source(tags) == describe_source(tags.copy())
+    assert describe_source(tags)["content"] != describe_source(tags.assign(tags=[["x"], ["z"]]))["content"]
     assert suffix_of("s3://b/x.PQ") == ".parquet" and suffix_of("a/b.csv") == ".csv" and suffix_of("a/b") == ""
     with pytest.raises(InputError, match="vectors file .* does not exist"):
         require_exists(str(tmp_path / "missing.npy"), "vectors file")

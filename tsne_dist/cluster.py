@@ -26,8 +26,9 @@ def dask_client(spec: str = "local", n_workers: int | None = None, *, in_process
         Workers of a local cluster (threads of its one worker with ``in_process``).
     in_process : bool
         With ``local``: one worker inside this process (in-memory ``inproc://``
-        transport, no ports) with a thread per core instead of worker processes. Starting worker processes costs about 12 s on
-        2 cores (each imports the libraries and loads compiled code), more than a
+        transport, no ports) with a thread per core instead of worker processes.
+        Starting worker processes costs about 12 s on 2 cores (each imports the
+        libraries and loads compiled code), more than a
         small log takes to process; the interactions path asks for this when the
         log is a single partition.
     connect_timeout : float

@@ -18,9 +18,9 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
+from .settings import SETTINGS, canonical_name, check_schedule, coerce, neighbours_for
 
 CONFIG_SUFFIXES = (".yaml", ".yml", ".toml")
-from .settings import SETTINGS, canonical_name, check_schedule, coerce, neighbours_for
 
 SOURCE_SETTINGS = tuple(setting.name for setting in SETTINGS if setting.kind == "source")
 

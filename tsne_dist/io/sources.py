@@ -94,10 +94,15 @@ def suffix_of(url: str) -> str:
 
 
 def content_hash(data: np.ndarray | pd.DataFrame) -> str:
-    """BLAKE2b of an in-memory array's or table's content."""
+    """BLAKE2b of an in-memory array's or table's content (a table's list values by their text)."""
     digest = hashlib.blake2b(digest_size=16)
     if isinstance(data, pd.DataFrame):
-        digest.update(pd.util.hash_pandas_object(data, index=False).to_numpy().tobytes())
+        for _, column in data.items():
+            try:
+                hashed = pd.util.hash_pandas_object(column, index=False)
+            except TypeError:  # unhashable values such as lists
+                hashed = pd.util.hash_pandas_object(column.map(repr), index=False)
+            digest.update(hashed.to_numpy().tobytes())
         digest.update(str(list(data.columns)).encode())
     else:
         array = np.ascontiguousarray(data)

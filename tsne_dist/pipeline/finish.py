@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -12,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..io.sources import content_hash
 from ..outputs import MAP_FILE, layout_table, write_layout, write_map, write_metrics
 from ..store import fingerprint
 from ..version import __version__
@@ -49,9 +48,9 @@ def write_outputs(runner: StageRunner, ids: np.ndarray, metadata: pd.DataFrame |
     """Write the run's files from its finished stages and return the :class:`Result`."""
     config, store, out = runner.config, runner.store, runner.plan.out
     layout = store.read("layout", "layout")
-    drawing = drawing_fingerprint(runner, metadata)
-    unchanged = store.run_attrs().get("drawn") == drawing and _drawings_present(out)
     with runner.timings.stage("outputs"):
+        drawing = _drawing_fingerprint(runner, metadata)
+        unchanged = store.run_attrs().get("drawn") == drawing and _drawings_present(out)
         table = layout_table(ids, layout, metadata)
         write_layout(out, table)
         if unchanged:
@@ -71,25 +70,14 @@ def write_outputs(runner: StageRunner, ids: np.ndarray, metadata: pd.DataFrame |
                   stages_skipped=runner.stages_skipped)
 
 
-def drawing_fingerprint(runner: StageRunner, metadata: pd.DataFrame | None) -> str:
+def _drawing_fingerprint(runner: StageRunner, metadata: pd.DataFrame | None) -> str:
     """What ``map.png`` and ``viewer/`` are drawn from: every stage's fingerprint (the layout,
-    the neighbours, the ids), the metadata's content, the colour settings (and, through :func:`fingerprint`, our version)."""
+    the neighbours, the ids), the metadata's content and the colour settings (and, through
+    :func:`fingerprint`, our version)."""
     store, config = runner.store, runner.config
     stages = {name: (store.marker(name) or {}).get("fingerprint") for name in store.stages()}
-    content = None if metadata is None else _metadata_digest(metadata)
+    content = None if metadata is None else content_hash(metadata)
     return fingerprint(stages, content, config.color_by, config.top_categories)
-
-
-def _metadata_digest(metadata: pd.DataFrame) -> str:
-    """A SHA-256 of the metadata's column names and values (list values by their text)."""
-    digest = hashlib.sha256(json.dumps([str(column) for column in metadata.columns]).encode())
-    for _, column in metadata.items():
-        try:
-            hashed = pd.util.hash_pandas_object(column, index=False)
-        except TypeError:  # unhashable values such as lists
-            hashed = pd.util.hash_pandas_object(column.map(repr), index=False)
-        digest.update(hashed.to_numpy().tobytes())
-    return digest.hexdigest()
 
 
 def _drawings_present(out: str) -> bool:
