@@ -81,13 +81,14 @@ def test_query_blocks_hold_neighbouring_rows_and_answers_land_on_their_rows(vect
     assert runs < 400  # the order walks category by category: 221 runs (a random order: about 3,500)
 
     half = len(vectors) // 2
-    index = build_shard_index(vectors, 0, half, 15, seed=0)
-    rows = order[order < half][:500]
-    own, own_distances = query_shard(index, vectors, rows, 0, 15)
-    np.testing.assert_array_equal(own[:, 0], rows)  # each row finds itself first
+    shard_order = np.concatenate([order[order < half], order[order >= half]])  # rows as the workers read them
+    stored = zarr.open_group(zarr.storage.MemoryStore()).create_array("rows", data=vectors[shard_order])
+    index = build_shard_index(stored, 0, half, shard_order[:half], 15, seed=0)
+    own, own_distances = query_shard(index, stored, 0, 500, 15)
+    np.testing.assert_array_equal(own[:, 0], shard_order[:500])  # each row finds itself first
     assert (own_distances[:, 0] == 0).all()
-    rows = order[order >= half][:500]
-    others, _ = query_shard(index, vectors, rows, 0, 15)
+    rows = shard_order[half:half + 500]
+    others, _ = query_shard(index, stored, half, half + 500, 15)
     items, queries = vectors[:half].astype(np.float64), vectors[rows].astype(np.float64)
     squared = (queries ** 2).sum(1)[:, None] - 2 * queries @ items.T + (items ** 2).sum(1)[None, :]
     exact = np.argsort(squared, axis=1, kind="stable")[:, :16]

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
+from .storage import redact
 from .settings import SETTINGS, canonical_name, check_schedule, coerce, neighbours_for
 
 CONFIG_SUFFIXES = (".yaml", ".yml", ".toml")
@@ -34,11 +35,13 @@ class _ConfigMethods:
         return neighbours_for(self.perplexity, self.n_neighbors)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict of the settings (JSON-serialisable; in-memory data is described)."""
+        """Plain dict of the settings (JSON-serialisable; in-memory data is described, credentials
+        in ``storage_options`` hidden)."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         for key in SOURCE_SETTINGS:
             if values[key] is not None and not isinstance(values[key], str):
                 values[key] = f"in-memory {type(values[key]).__name__} {tuple(getattr(values[key], 'shape', ()))}"
+        values["storage_options"] = redact(values["storage_options"])
         return values
 
     def validate(self):

@@ -9,8 +9,9 @@ import numpy as np
 
 from .config import Config
 from .datasets import load_digits, load_glove, load_mnist5k, load_movielens
-from .outputs import prepare_out_dir, write_atomically
+from .errors import StoreError
 from .pipeline import Result, run
+from .storage import Location, write_atomically
 
 logger = logging.getLogger("tsne_dist")
 
@@ -46,7 +47,7 @@ def run_demo(dataset: str = "movielens", out: str = "tsne-dist-demo", seed: int 
     if dataset == "movielens":
         return _movielens_demo(out, seed)
     loader, column = DEMOS[dataset]
-    out = prepare_out_dir(out)
+    out = _local_folder(out)
     inputs = os.path.join(out, "inputs")
     os.makedirs(inputs, exist_ok=True)
     vectors_path = os.path.join(inputs, f"{dataset}.npy")
@@ -65,7 +66,7 @@ def run_demo(dataset: str = "movielens", out: str = "tsne-dist-demo", seed: int 
 
 def _movielens_demo(out: str, seed: int) -> Result:
     """Ratings -> co-occurrence of films in users' histories -> map coloured by primary genre."""
-    out = prepare_out_dir(out)
+    out = _local_folder(out)
     inputs = os.path.join(out, "inputs")
     os.makedirs(inputs, exist_ok=True)
     ratings_path = os.path.join(inputs, "movielens-ratings.parquet")
@@ -79,3 +80,13 @@ def _movielens_demo(out: str, seed: int) -> Result:
                     min_count=MOVIELENS_MIN_COUNT, metadata=films_path, id_col="movieId", color_by="genre",
                     label="genre", seed=seed)
     return run(config)
+
+
+def _local_folder(out: str) -> str:
+    """The demo's output folder, created and proven writable (the demo keeps its inputs there)."""
+    location = Location(out)
+    if not location.is_local:
+        raise StoreError(f"the demo writes to a local folder, not {out}",
+                         "pass a local folder as --out (tsne-dist run takes URLs)")
+    location.check_writable()
+    return location.url

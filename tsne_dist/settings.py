@@ -14,6 +14,7 @@ replaces backticked names with their flags (:func:`flag_text`).
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from .neighbors.metric import METRICS
 from .tsne.engine import ENGINES
 from .tsne.initialization import INITIALIZATIONS
 
-KINDS = ("int", "float", "text", "bool", "source", "rate")
+KINDS = ("int", "float", "text", "bool", "source", "rate", "mapping")
 
 
 def neighbours_for(perplexity: float, n_neighbors: int | None) -> int:
@@ -47,7 +48,8 @@ class Setting:
         Python and config-file name (``n_neighbors``).
     kind : str
         ``int``, ``float``, ``text``, ``bool``, ``source`` (a path, URL or in-memory
-        data) or ``rate`` (a positive number or ``"auto"``).
+        data), ``rate`` (a positive number or ``"auto"``) or ``mapping`` (a dict; JSON
+        text on the command line).
     default : object
         Value when not given; None means "not set".
     help : str
@@ -222,6 +224,12 @@ SETTINGS: tuple[Setting, ...] = (
                     "one worker; each query block asks every other shard for k + 1 candidates, a tree reduction "
                     "merges them to the global top-k, then one local-join pass refines the graph. 0: one "
                     "in-process index with `--cluster local`, one shard per worker with a scheduler address"),
+    Setting("storage_options", "mapping", None, "fsspec options for the URLs of `out` and the inputs (JSON)",
+            group="output",
+            details="options for the fsspec filesystem of every URL the run reads or writes (`s3://`, `gs://`, "
+                    "...), e.g. `endpoint_url`, `key`, `secret` for s3fs: a mapping in the config file, or JSON "
+                    "text. Without it the usual variables apply (`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, "
+                    "`AWS_SECRET_ACCESS_KEY`, ...). Credentials are never written to the run store"),
     Setting("overwrite", "bool", False, "replace a run in `out` made from other input (only our own files)",
             group="output"),
 )
@@ -272,6 +280,8 @@ def coerce(setting: Setting, value: Any, name: str | None = None) -> Any:
         value = _as_bool(name, value)
     elif setting.kind == "rate":
         value = value if value == "auto" else _positive_rate(name, value)
+    elif setting.kind == "mapping":
+        value = _as_mapping(name, value)
     elif setting.kind == "text" and not isinstance(value, str):
         raise ConfigError(f"{name} must be text, got {value!r}", f"set `{name}` to a text value")
     _check_constraint(setting, name, value)
@@ -329,6 +339,19 @@ def _as_float(name: str, value: Any) -> float:
     if not math.isfinite(number):
         raise ConfigError(f"{name} must be a finite number, got {value!r}", f"set `{name}` to a finite number")
     return number
+
+
+def _as_mapping(name: str, value: Any) -> dict[str, Any]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            value = None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{name} must be a mapping of option names to values",
+                          f'set `{name}` to a mapping in the config file, or to JSON text such as '
+                          '{"endpoint_url": "http://host:9000"}')
+    return value
 
 
 def _positive_rate(name: str, value: Any) -> float:

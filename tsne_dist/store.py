@@ -19,16 +19,17 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from typing import Any
 
 import fsspec
+from fsspec.implementations.dirfs import DirFileSystem
 import numpy as np
 import scipy.sparse as sp
 import zarr
 
 from .arrays import read_csr, write_array, write_csr
 from .errors import StoreError
+from .storage import Location, is_url, normalise_location
 from .version import __version__
 
 logger = logging.getLogger("tsne_dist")
@@ -48,11 +49,6 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
-def is_url(location: str) -> bool:
-    """True when ``location`` is an fsspec URL rather than a local path."""
-    return "://" in location
-
-
 class RunStore:
     """A run's Zarr v3 store at ``LOCATION/run.zarr``.
 
@@ -67,10 +63,9 @@ class RunStore:
     """
 
     def __init__(self, location: str, *, storage_options: dict[str, Any] | None = None) -> None:
-        self.location = location if is_url(location) else os.path.abspath(location)
+        self.location = normalise_location(location)
         self.storage_options = dict(storage_options or {})
-        self.url = self.location.rstrip("/") + "/" + STORE_NAME if is_url(location) else os.path.join(
-            self.location, STORE_NAME)
+        self.url = Location(self.location, self.storage_options).join(STORE_NAME)
         self._root: zarr.Group | None = None
 
     # opening -------------------------------------------------------------
@@ -125,7 +120,7 @@ class RunStore:
         return {"storage_options": self.storage_options} if is_url(self.url) and self.storage_options else {}
 
     def _fs(self) -> tuple[fsspec.AbstractFileSystem, str]:
-        return fsspec.core.url_to_fs(self.url, **self.storage_options)
+        return fsspec.core.url_to_fs(self.url, **(self.storage_options if is_url(self.url) else {}))
 
     def exists(self) -> bool:
         """True when something is at the store's place (ours or not)."""
@@ -276,18 +271,10 @@ class RunStore:
         write_csr(group, matrix)
 
     # scratch -------------------------------------------------------------
-    def scratch(self, name: str) -> str:
-        """A scratch folder beside the store (``COOCCURRENCE_PARTS``, ``SPILLED_LOG``).
-
-        Raises
-        ------
-        StoreError
-            For a store on object storage (scratch is local for now).
-        """
-        if is_url(self.location):
-            raise StoreError(f"scratch folders need a local output folder, not {self.location}",
-                             "pass a local folder as `out`")
-        return os.path.join(self.location, name)
+    def scratch(self, name: str) -> DirFileSystem:
+        """A scratch folder beside the store (``COOCCURRENCE_PARTS``, ``SPILLED_LOG``), as a
+        filesystem rooted there that Dask workers can use with nothing but its storage options."""
+        return Location(self.location, self.storage_options).scratch(name)
 
 
 def _describe_identity(identity: Any) -> str:

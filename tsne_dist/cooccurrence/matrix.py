@@ -4,8 +4,8 @@
    collections; each partition emits and sums its pairs (:mod:`.pairs`).
 2. The summed pairs are shuffled by row block (``row // block_rows``): every
    block lands in one partition, and one task sums it (COO -> CSR) and saves its
-   ``indices`` / ``data`` as two ``.npy`` parts in a scratch folder inside the
-   output folder; it returns the block's row lengths and diagonal.
+   ``indices`` / ``data`` as two ``.npy`` parts in a scratch folder beside the run
+   store (a local folder or object storage: workers need no shared disk); it returns the block's row lengths and diagonal.
 3. The client turns the row lengths into ``indptr``; then each chunk of the final
    ``data`` / ``indices`` arrays is written by exactly one task, which reads the
    parts overlapping it. Writers never share a chunk, so no write is unaligned.
@@ -18,16 +18,17 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import shutil
+import io
 from operator import getitem
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import zarr
+from fsspec import AbstractFileSystem
 
 from ..arrays import write_array
+from ..storage import empty_folder, remove_folder
 from .pairs import PAIR_META, PairSpec, partition_pairs, prepare_collections
 
 logger = logging.getLogger("tsne_dist")
@@ -55,26 +56,36 @@ def by_collection(frame):
     return frame.shuffle(on="collection", npartitions=frame.npartitions)
 
 
-def read_spilled(folder: str, meta: pd.DataFrame):
+def read_spilled(folder: AbstractFileSystem, meta: pd.DataFrame):
     """The cleaned log that :func:`tsne_dist.cooccurrence.vocabulary.item_counts` spilled, one
     partition per part (each holds whole collections, so later passes need no shuffle).
+
+    Parameters
+    ----------
+    folder : fsspec.AbstractFileSystem
+        The filesystem rooted at the spill's scratch folder.
+    meta : pandas.DataFrame
+        The cleaned log's columns and dtypes.
 
     Returns None when the folder holds no complete spill.
     """
     import dask.dataframe as dd
     from dask import delayed
 
-    done = os.path.join(folder, "_complete")
-    if not os.path.exists(done):
+    folder.invalidate_cache()
+    if not folder.exists("_complete"):
         return None
-    files = sorted(name for name in os.listdir(folder) if name.endswith(".parquet"))
-    with open(done) as handle:
-        if int(handle.read().strip() or -1) != len(files):
-            return None
-    frame = dd.from_delayed([delayed(pd.read_parquet)(os.path.join(folder, name)) for name in files], meta=meta,
-                            verify_meta=False)
+    files = sorted(name for name in folder.ls("", detail=False) if name.endswith(".parquet"))
+    if int(folder.cat_file("_complete").decode().strip() or -1) != len(files):
+        return None
+    frame = dd.from_delayed([delayed(_read_part)(folder, name) for name in files], meta=meta, verify_meta=False)
     _WHOLE_COLLECTIONS.add(frame._name)
     return frame
+
+
+def _read_part(folder: AbstractFileSystem, name: str) -> pd.DataFrame:
+    with folder.open(name, "rb") as handle:
+        return pd.read_parquet(handle)
 
 
 def collection_stats(frame, vocabulary: pd.Index, spec: PairSpec) -> dict:
@@ -104,14 +115,14 @@ def _sum_stats(parts) -> dict:
     return total
 
 
-def build_cooccurrence(client, frame, vocabulary: pd.Index, spec: PairSpec, group: zarr.Group, scratch: str,
-                       *, block_rows: int | None = None) -> dict:
+def build_cooccurrence(client, frame, vocabulary: pd.Index, spec: PairSpec, group: zarr.Group,
+                       scratch: AbstractFileSystem, *, block_rows: int | None = None) -> dict:
     """Compute the co-occurrence matrix on the cluster and write it into ``group``.
 
     Parameters
     ----------
     client : distributed.Client
-        The cluster (its workers must see ``scratch`` and the store's folder).
+        The cluster (its workers must reach ``scratch`` and the store: a shared folder or object storage).
     frame : dask.dataframe.DataFrame
         Normalised interactions (:func:`tsne_dist.io.interactions.read_interactions`).
     vocabulary : pandas.Index
@@ -121,8 +132,10 @@ def build_cooccurrence(client, frame, vocabulary: pd.Index, spec: PairSpec, grou
     group : zarr.Group
         Empty group of a Zarr v3 store its workers can reach; receives the anndata CSR encoding
         plus a ``diagonal`` array (each item's collection count).
-    scratch : str
-        Folder for the per-block parts; removed when done.
+    scratch : fsspec.AbstractFileSystem
+        A filesystem rooted at the folder for the per-block parts (emptied first, removed
+        when done), e.g. a ``DirFileSystem`` beside the run store: on object storage
+        workers need only its storage options, no shared disk.
     block_rows : int, optional
         Rows per output block (default :func:`choose_block_rows`).
 
@@ -139,8 +152,7 @@ def build_cooccurrence(client, frame, vocabulary: pd.Index, spec: PairSpec, grou
     n_items = len(vocabulary)
     block_rows = block_rows or choose_block_rows(n_items, frame.npartitions)
     n_blocks = math.ceil(n_items / block_rows)
-    shutil.rmtree(scratch, ignore_errors=True)
-    os.makedirs(scratch)
+    empty_folder(scratch)
     vocab = delayed(vocabulary, pure=True)  # in the graph (not scattered): a restarted worker can rebuild it
     results = [delayed(partition_pairs, pure=True)(part, vocab, spec, n_items, block_rows)
                for part in by_collection(frame).to_delayed()]
@@ -168,19 +180,20 @@ def build_cooccurrence(client, frame, vocabulary: pd.Index, spec: PairSpec, grou
     chunk = min(CHUNK_VALUES, max(nnz, 1))
     data = group.create_array("data", shape=(nnz,), chunks=(chunk,), dtype=np.float32)
     indices = group.create_array("indices", shape=(nnz,), chunks=(chunk,), dtype=np.int32)
-    starts = {block: int(indptr[block * block_rows]) for block in found}
+    spans = {block: (int(indptr[block * block_rows]), int(indptr[min((block + 1) * block_rows, n_items)]))
+             for block in found}
     # the arrays travel to the workers by reference to their store (zarr arrays pickle as store + path)
     futures = client.map(write_chunk, range(math.ceil(nnz / chunk)), data=data, indices=indices, chunk=chunk,
-                         nnz=nnz, starts=starts, scratch=scratch, pure=False)
+                         nnz=nnz, spans=spans, scratch=scratch, pure=False)
     client.gather(futures)
-    shutil.rmtree(scratch, ignore_errors=True)
+    remove_folder(scratch)
     totals.update({"nnz": nnz, "n_blocks": n_blocks, "block_rows": block_rows})
     group.attrs["n_collections"] = totals.get("kept", 0)
     return totals
 
 
-def write_blocks(part: pd.DataFrame, scratch: str, block_rows: int, n_items: int) -> list:
-    """Sum each row block of a shuffled partition and save it as .npy parts.
+def write_blocks(part: pd.DataFrame, scratch: AbstractFileSystem, block_rows: int, n_items: int) -> list:
+    """Sum each row block of a shuffled partition and save it as .npy parts in ``scratch``.
 
     Returns
     -------
@@ -196,28 +209,36 @@ def write_blocks(part: pd.DataFrame, scratch: str, block_rows: int, n_items: int
                                shape=(n_rows, n_items)).tocsr()
         matrix.sum_duplicates()
         matrix.sort_indices()
-        np.save(os.path.join(scratch, f"{block}.indices.npy"), matrix.indices.astype(np.int32))
-        np.save(os.path.join(scratch, f"{block}.data.npy"), matrix.data.astype(np.float32))
+        _save(scratch, f"{block}.indices.npy", matrix.indices.astype(np.int32))
+        _save(scratch, f"{block}.data.npy", matrix.data.astype(np.float32))
         diagonal = matrix.diagonal(k=start).astype(np.float64) if n_rows else np.zeros(0)
         out.append((block, np.diff(matrix.indptr).astype(np.int64), diagonal))
     return out
 
 
+def _save(scratch: AbstractFileSystem, name: str, array: np.ndarray) -> None:
+    payload = io.BytesIO()
+    np.save(payload, array)
+    scratch.pipe_file(name, payload.getvalue())
+
+
+def _load(scratch: AbstractFileSystem, name: str) -> np.ndarray:
+    return np.load(io.BytesIO(scratch.cat_file(name)))
+
+
 def write_chunk(index: int, *, data: zarr.Array, indices: zarr.Array, chunk: int, nnz: int,
-                starts: dict[int, int], scratch: str) -> int:
-    """Write chunk ``index`` of the ``data`` and ``indices`` arrays from the block parts overlapping it."""
+                spans: dict[int, tuple[int, int]], scratch: AbstractFileSystem) -> int:
+    """Write chunk ``index`` of the ``data`` and ``indices`` arrays from the block parts overlapping it
+    (``spans``: block -> its first and past-last position in those arrays)."""
     lo, hi = index * chunk, min((index + 1) * chunk, nnz)
     values = np.empty(hi - lo, dtype=np.float32)
     columns = np.empty(hi - lo, dtype=np.int32)
-    for block, start in starts.items():
-        part_indices = np.load(os.path.join(scratch, f"{block}.indices.npy"), mmap_mode="r")
-        stop = start + len(part_indices)
+    for block, (start, stop) in spans.items():
         if stop <= lo or start >= hi or stop == start:
             continue
         a, b = max(lo, start), min(hi, stop)
-        columns[a - lo:b - lo] = part_indices[a - start:b - start]
-        part_data = np.load(os.path.join(scratch, f"{block}.data.npy"), mmap_mode="r")
-        values[a - lo:b - lo] = part_data[a - start:b - start]
+        columns[a - lo:b - lo] = _load(scratch, f"{block}.indices.npy")[a - start:b - start]
+        values[a - lo:b - lo] = _load(scratch, f"{block}.data.npy")[a - start:b - start]
     data[lo:hi] = values
     indices[lo:hi] = columns
     return hi - lo

@@ -9,13 +9,14 @@ ascending id order, so row blocks of the matrix mix popular and rare items.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
+import io
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from fsspec import AbstractFileSystem
 
+from ..storage import empty_folder
 from ..io.interactions import COLLECTION, ITEM, clean_partition, merge_stats
 
 logger = logging.getLogger("tsne_dist")
@@ -40,28 +41,33 @@ class Vocabulary:
     filters: dict
 
 
-def _partition_counts(part: pd.DataFrame, index: int, spill: str | None) -> tuple[pd.DataFrame, dict]:
+def _partition_counts(part: pd.DataFrame, index: int, spill: AbstractFileSystem | None) -> tuple[pd.DataFrame, dict]:
     clean, stats = clean_partition(part)
     if spill is not None:
         try:
-            clean.to_parquet(os.path.join(spill, f"part-{index:05d}.parquet"), index=False)
+            payload = io.BytesIO()
+            clean.to_parquet(payload, index=False)
         except (ValueError, TypeError):  # e.g. mixed id types Parquet cannot hold: later passes shuffle again
             logger.debug("partition %d not spilled", index)
+        else:
+            spill.pipe_file(f"part-{index:05d}.parquet", payload.getvalue())
     pairs = clean[[COLLECTION, ITEM]].drop_duplicates()
     counts = pairs[ITEM].value_counts(sort=False).rename("count").rename_axis(ITEM).reset_index()
     stats["collections"] = int(pairs[COLLECTION].nunique())
     return counts, stats
 
 
-def item_counts(frame, spill: str | None = None) -> tuple[pd.Series, dict]:
+def item_counts(frame, spill: AbstractFileSystem | None = None) -> tuple[pd.Series, dict]:
     """Collections per item over the whole table, and the cleaning counts (one Dask pass).
 
     Parameters
     ----------
     frame : dask.dataframe.DataFrame
         Normalised interactions.
-    spill : str, optional
-        A folder (emptied first) where the cleaned, collection-shuffled partitions are
+    spill : fsspec.AbstractFileSystem, optional
+        A filesystem rooted at a scratch folder (emptied first; e.g. a
+        ``DirFileSystem`` on the run's location, which workers reach with nothing
+        but its storage options) where the cleaned, collection-shuffled partitions are
         saved as Parquet, so later passes read them without shuffling again
         (:func:`tsne_dist.cooccurrence.matrix.read_spilled`). A file ``_complete``
         holding the part count marks a finished spill.
@@ -81,8 +87,7 @@ def item_counts(frame, spill: str | None = None) -> tuple[pd.Series, dict]:
     from .matrix import by_collection
 
     if spill is not None:
-        shutil.rmtree(spill, ignore_errors=True)
-        os.makedirs(spill)
+        empty_folder(spill)
     parts = by_collection(frame).to_delayed()
     results = [delayed(_partition_counts)(part, index, spill) for index, part in enumerate(parts)]
     meta = pd.DataFrame({ITEM: pd.Series([], dtype=frame[ITEM].dtype), "count": pd.Series([], dtype=np.int64)})
@@ -90,8 +95,7 @@ def item_counts(frame, spill: str | None = None) -> tuple[pd.Series, dict]:
     totals = per_part.groupby(ITEM)["count"].sum(split_out=max(1, per_part.npartitions // 8))
     counts, stats = dask.compute(delayed(pd.concat)(totals.to_delayed()), [delayed(lambda r: r[1])(r) for r in results])
     if spill is not None:
-        with open(os.path.join(spill, "_complete"), "w") as handle:
-            handle.write(str(len(parts)))
+        spill.pipe_file("_complete", str(len(parts)).encode())
     merged = merge_stats(stats)
     merged["collections"] = sum(part.get("collections", 0) for part in stats)
     return counts.astype(np.int64), merged

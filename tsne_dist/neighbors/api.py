@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -85,7 +86,8 @@ def gpu_free_bytes() -> int | None:
 
 
 def nearest_neighbors(vectors: np.ndarray, k: int, *, backend: str = "auto", metric: str = "euclidean",
-                      seed: int = 0, n_jobs: int = -1, cluster: str = "local", n_shards: int = 0) -> KNNResult:
+                      seed: int = 0, n_jobs: int = -1, cluster: str = "local", n_shards: int = 0,
+                      scratch: Any = None) -> KNNResult:
     """k nearest neighbours of every item (self excluded).
 
     Exact search runs in this process (on the GPU when CuPy sees one); pynndescent
@@ -114,6 +116,10 @@ def nearest_neighbors(vectors: np.ndarray, k: int, *, backend: str = "auto", met
     n_shards : int
         pynndescent shards; 0 means one in-process index with ``cluster="local"``
         and one shard per worker with a scheduler address.
+    scratch : zarr.Group, optional
+        Where sharded search puts the rows its workers read (see
+        :func:`.sharded.sharded_knn`); a group of the run store lets workers without
+        a shared disk take part.
 
     Returns
     -------
@@ -144,7 +150,7 @@ def nearest_neighbors(vectors: np.ndarray, k: int, *, backend: str = "auto", met
         return KNNResult(indices=indices, distances=distances, backend=chosen, reason=f"{reason}; on the {device}")
     logger.info("kNN: %s with k=%d, metric=%s (%s)", chosen, k, metric, reason)
     if chosen == "pynndescent" and (n_shards > 1 or cluster != "local"):
-        indices, distances = _sharded_on_dask(vectors, k, metric, seed, cluster, n_shards)
+        indices, distances = _sharded_on_dask(vectors, k, metric, seed, cluster, n_shards, scratch)
     elif chosen == "pynndescent":
         jobs = os.cpu_count() or 1 if n_jobs == -1 else n_jobs
         indices, distances = nndescent_knn(vectors, k, metric, seed, jobs)
@@ -157,7 +163,7 @@ def nearest_neighbors(vectors: np.ndarray, k: int, *, backend: str = "auto", met
 
 
 def _sharded_on_dask(vectors: np.ndarray, k: int, metric: str, seed: int, cluster: str,
-                     n_shards: int) -> tuple[np.ndarray, np.ndarray]:
+                     n_shards: int, scratch) -> tuple[np.ndarray, np.ndarray]:
     from ..cluster import dask_client
     from .sharded import sharded_knn
 
@@ -166,7 +172,7 @@ def _sharded_on_dask(vectors: np.ndarray, k: int, metric: str, seed: int, cluste
             n_shards = max(len(client.scheduler_info()["workers"]), 1)
         n_shards = min(n_shards, max(vectors.shape[0] // (4 * (k + 1)), 1))  # each shard needs a few k items
         logger.info("kNN: %d pynndescent shards on Dask", n_shards)
-        return sharded_knn(client, vectors, k, n_shards=n_shards, metric=metric, seed=seed)
+        return sharded_knn(client, vectors, k, n_shards=n_shards, metric=metric, seed=seed, scratch=scratch)
 
 
 def graph_recall(vectors: np.ndarray, indices: np.ndarray, *, metric: str = "euclidean", sample: int = 1000,

@@ -13,6 +13,7 @@ from typing import Any
 from ..config import Config
 from ..errors import UserError
 from ..progress import verbose_logging
+from ..storage import storage_options_applied
 from .finish import Result
 from .info import RunInfo, describe, open_run
 from .interaction_path import run_interactions
@@ -44,10 +45,11 @@ def run(config: Config | dict[str, Any] | str, *, verbose: bool = False) -> Resu
     """
     with verbose_logging(verbose):
         plan = make_plan(config)
-        existed = os.path.exists(plan.out)
+        existed = plan.location.is_local and os.path.exists(plan.out)
         try:
-            return run_interactions(plan) if plan.path == "interactions" else run_vectors(plan)
+            with storage_options_applied(plan.config.storage_options, plan.urls()):
+                return run_interactions(plan) if plan.path == "interactions" else run_vectors(plan)
         except UserError:
-            if not existed and os.path.isdir(plan.out) and not os.listdir(plan.out):
+            if plan.location.is_local and not existed and os.path.isdir(plan.out) and not os.listdir(plan.out):
                 os.rmdir(plan.out)  # the folder this failed run made, still empty: leave no clutter
             raise

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,7 +10,8 @@ import numpy as np
 import pandas as pd
 
 from ..io.sources import content_hash
-from ..outputs import MAP_FILE, layout_table, write_layout, write_map, write_metrics
+from ..outputs import MAP_FILE, VIEWER_MANIFEST, layout_table, write_layout, write_map, write_metrics
+from ..storage import Location
 from ..store import fingerprint
 from ..version import __version__
 from .runner import StageRunner
@@ -28,7 +28,7 @@ class Result:
     Attributes
     ----------
     out : str
-        Output folder.
+        Output location (local folder or URL).
     layout : pd.DataFrame
         ``id, x, y`` and metadata columns (as in ``layout.parquet``).
     metrics : dict
@@ -47,22 +47,23 @@ class Result:
 def write_outputs(runner: StageRunner, ids: np.ndarray, metadata: pd.DataFrame | None) -> Result:
     """Write the run's files from its finished stages and return the :class:`Result`."""
     config, store, out = runner.config, runner.store, runner.plan.out
+    location = runner.plan.location
     layout = store.read("layout", "layout")
     with runner.timings.stage("outputs"):
         drawing = _drawing_fingerprint(runner, metadata)
-        unchanged = store.run_attrs().get("drawn") == drawing and _drawings_present(out)
+        unchanged = store.run_attrs().get("drawn") == drawing and _drawings_present(location)
         table = layout_table(ids, layout, metadata)
-        write_layout(out, table)
+        write_layout(location, table)
         if unchanged:
             logger.info("map.png and viewer/ unchanged since the last run (same stages and metadata): not redrawn")
         else:
             values = metadata[config.color_by] if (metadata is not None and config.color_by) else None
             title = f"t-SNE of {len(ids):,} items" + (f", coloured by {config.color_by}" if config.color_by else "")
-            write_map(out, layout, values, title, config.top_categories)
+            write_map(location, layout, values, title, config.top_categories)
     metrics = metrics_document(runner, len(ids))
-    write_metrics(out, metrics)
+    write_metrics(location, metrics)
     if not unchanged:
-        _export_viewer(out)
+        _export_viewer(location)
         store.record_drawn(drawing)
     logger.info("map written to %s (recall@10 %.3f, trustworthiness@10 %.3f)", out,
                 metrics["knn_recall@10"], metrics["trustworthiness@10"])
@@ -80,21 +81,20 @@ def _drawing_fingerprint(runner: StageRunner, metadata: pd.DataFrame | None) -> 
     return fingerprint(stages, content, config.color_by, config.top_categories)
 
 
-def _drawings_present(out: str) -> bool:
+def _drawings_present(location: Location) -> bool:
     from ..viz.export import bundle_available
 
-    viewer = os.path.join(out, "viewer", "data", "manifest.json")
-    return os.path.isfile(os.path.join(out, MAP_FILE)) and (os.path.isfile(viewer) or not bundle_available())
+    return location.exists(MAP_FILE) and (location.exists(VIEWER_MANIFEST) or not bundle_available())
 
 
-def _export_viewer(out: str) -> None:
+def _export_viewer(location: Location) -> None:
     """Write OUT/viewer/ (the browser map); only warn when the bundle was not built into this install."""
     from ..viz.export import bundle_available, export_viewer
 
     if not bundle_available():
         logger.warning("viewer not written: its bundle is not installed (reinstall tsne-dist with npm on PATH)")
         return
-    export_viewer(out)
+    export_viewer(location.url, storage_options=location.storage_options)
 
 
 def metrics_document(runner: StageRunner, n_items: int) -> dict[str, Any]:

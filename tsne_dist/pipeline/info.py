@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ..outputs import METRICS_FILE
+from ..storage import Location
 from ..store import RunStore
 
 RESOLVED_SHOWN = ("engine", "knn", "initialization", "learning_rate", "perplexity")
@@ -58,22 +58,19 @@ class RunInfo:
                 "stages": self.stages, "metrics": self.metrics}
 
 
-def open_run(out: str) -> RunInfo:
-    """Open the run in folder ``out`` read-only.
+def open_run(out: str, storage_options: dict[str, Any] | None = None) -> RunInfo:
+    """Open the run in ``out`` (a local folder or an fsspec URL) read-only.
 
     Raises
     ------
     StoreError
         When ``out`` holds no run store.
     """
-    store = RunStore.open(out)
+    location = Location(out, storage_options)
+    store = RunStore.open(location.url, storage_options=storage_options)
     attrs = store.run_attrs()
     stages = {name: store.marker(name) for name in store.stages()}
-    metrics_path = os.path.join(store.location, METRICS_FILE)
-    metrics = None
-    if os.path.exists(metrics_path):
-        with open(metrics_path) as handle:
-            metrics = json.load(handle)
+    metrics = json.loads(location.read_bytes(METRICS_FILE)) if location.exists(METRICS_FILE) else None
     return RunInfo(out=out, version=attrs.get("tsne_dist_version", "?"), config=attrs.get("config", {}),
                    resolved=attrs.get("resolved", {}), stages=stages, metrics=metrics, store=store)
 

@@ -10,7 +10,6 @@ instead and the vector path's kNN follows.
 from __future__ import annotations
 
 import logging
-import shutil
 from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
@@ -28,6 +27,7 @@ from ..cooccurrence.vocabulary import build_vocabulary, integer_ids, item_counts
 from ..errors import InputError
 from ..io.interactions import InteractionColumns, check_stats, clean_partition, read_interactions
 from ..io.sources import describe_source, open_fs
+from ..storage import remove_folder
 from ..store import COOCCURRENCE_PARTS, SPILLED_LOG
 from .finish import Result, write_outputs
 from .inputs import joined_metadata, metadata_table
@@ -192,7 +192,7 @@ def cooccurrence_stage(runner: StageRunner, frame, client: ClientFactory) -> Non
                 logger.info("co-occurrence: reading the log the items stage spilled (already grouped by collection)")
         stats = build_cooccurrence(client(), source, vocabulary, spec, group,
                                    runner.store.scratch(COOCCURRENCE_PARTS))
-        shutil.rmtree(spill, ignore_errors=True)
+        remove_folder(spill)
         logger.info("co-occurrence: %d x %d, %s non-zeros from %s ordered pairs of %s collections "
                     "(%d capped at %d items)", len(vocabulary), len(vocabulary), f"{stats['nnz']:,}",
                     f"{stats['pairs']:,}", f"{stats['kept']:,}", stats["capped"], config.max_collection_size)

@@ -18,11 +18,10 @@ import numpy as np
 import pandas as pd
 
 from ..config import Config, build_config, read_config_file
-from ..errors import StoreError
 from ..io.sources import is_in_memory, require_exists
 from ..neighbors import choose_backend, gpu_free_bytes
 from ..neighbors.gpu import rapids_search
-from ..store import is_url
+from ..storage import Location, storage_options_applied
 from ..tsne import Schedule, choose_engine
 from .inputs import check_vector_columns_named
 
@@ -50,7 +49,7 @@ class Plan:
     config : Config
         The validated request (not changed by resolution).
     out : str
-        Output folder (absolute local path; object-store URLs are refused for now).
+        Output location: an absolute local path or an fsspec URL (``s3://bucket/maps/a``).
     path : str
         ``vectors`` or ``interactions``.
     identity : dict
@@ -75,6 +74,16 @@ class Plan:
     n_items: int | None = None
     n_dims: int | None = None
     choices: dict[str, Choice] = field(default_factory=dict)
+
+    @property
+    def location(self) -> Location:
+        """The output location (local folder or object storage)."""
+        return Location(self.out, self.config.storage_options)
+
+    def urls(self) -> list[str]:
+        """Every location the run reads or writes, as given (for the storage options' protocols)."""
+        config = self.config
+        return [config.out, *_source_urls(config)]
 
     @property
     def has_vectors(self) -> bool:
@@ -186,9 +195,10 @@ def make_plan(config: Config | dict[str, Any] | str) -> Plan:
         used, or an engine / kNN backend that cannot run here.
     """
     config = coerce_config(config)
-    out = _output_location(config.out)
+    out = Location(config.out, config.storage_options).url  # a URL no installed fsspec serves fails here
     path = INTERACTIONS if config.interactions is not None else VECTORS
-    _require_inputs(config, path)
+    with storage_options_applied(config.storage_options, [config.out, *_source_urls(config)]):
+        _require_inputs(config, path)
     check_vector_columns_named(config)
     choose_engine(config.engine)  # e.g. engine cupy without a GPU fails before any work
     if config.knn == "cuml" and (path == VECTORS or config.embed_dim is not None):
@@ -197,14 +207,9 @@ def make_plan(config: Config | dict[str, Any] | str) -> Plan:
     return Plan(config=config, out=out, path=path, identity=_identity(config), k=config.k, schedule=schedule)
 
 
-def _output_location(out: str) -> str:
-    if is_url(out):
-        protocol = out.split("://", 1)[0]
-        if protocol != "file":
-            raise StoreError(f"output location {out} is on {protocol}://, and outputs are written to local "
-                             "folders only in this version", "pass a local folder as `out`")
-        out = out.split("://", 1)[1]
-    return os.path.abspath(out)
+def _source_urls(config: Config) -> list[str]:
+    sources = (config.vectors, config.ids, config.metadata, config.interactions)
+    return [source for source in sources if isinstance(source, str)]
 
 
 def _require_inputs(config: Config, path: str) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import zarr
 
 from ..io.sources import source_name
-from ..outputs import prepare_out_dir, remove_outputs
+from ..outputs import remove_outputs
 from ..progress import StageTimings
 from ..store import RunStore, fingerprint
 from ..version import __version__
@@ -124,7 +124,7 @@ def _short(value: Any) -> str:
 
 
 def check_location(plan: Plan) -> bool:
-    """Create the output folder, prove it writable and check the store there can be used.
+    """Create the output folder (or prefix), prove it writable and check the store there can be used.
 
     Returns
     -------
@@ -139,7 +139,7 @@ def check_location(plan: Plan) -> bool:
         When the folder cannot be written, or holds a store that is not ours or
         of other input (without ``overwrite``). Nothing is written to the store.
     """
-    prepare_out_dir(plan.out)
+    plan.location.check_writable()
     logger.info("tsne_dist %s: run in %s (%s %s)", __version__, plan.out, plan.path,
                 source_name(plan.config.vectors if plan.path == "vectors" else plan.config.interactions))
     return RunStore(plan.out).check_reusable(plan.identity, plan.config.overwrite)
@@ -158,5 +158,5 @@ def start_runner(plan: Plan) -> StageRunner:
     """
     store = RunStore.for_run(plan.out, plan.identity, plan.config.to_dict(), overwrite=plan.config.overwrite)
     if plan.config.overwrite:
-        remove_outputs(plan.out)
+        remove_outputs(plan.location)
     return StageRunner(plan, store)

@@ -78,15 +78,17 @@ def bundle_available() -> bool:
 
 
 def export_viewer(out: str, compare: str | None = None, *, color_by: str | None = None,
-                  n_neighbors: int = VIEWER_NEIGHBORS, compress_level: int = 6) -> ViewerExport:
+                  n_neighbors: int = VIEWER_NEIGHBORS, compress_level: int = 6,
+                  storage_options: dict[str, Any] | None = None) -> ViewerExport:
     """Write ``OUT/viewer/`` for the finished run in ``out``.
 
     Parameters
     ----------
     out : str
-        A run's output folder (holding ``layout.parquet`` and ``run.zarr``).
+        A run's output location (holding ``layout.parquet`` and ``run.zarr``): a
+        local folder or an fsspec URL (``s3://bucket/maps/a``).
     compare : str, optional
-        Another run's output folder; its layout becomes a second layout that the
+        Another run's output location; its layout becomes a second layout that the
         viewer can animate to, aligned on shared ids (see :func:`align_layout`).
     color_by : str, optional
         The column the viewer opens coloured by; default the run's ``color_by``
@@ -95,6 +97,8 @@ def export_viewer(out: str, compare: str | None = None, *, color_by: str | None 
         High-D neighbours kept per item for the click view (at most the run's k).
     compress_level : int
         gzip level for data files.
+    storage_options : dict, optional
+        fsspec options for URLs (endpoint, credentials).
 
     Returns
     -------
@@ -104,55 +108,77 @@ def export_viewer(out: str, compare: str | None = None, *, color_by: str | None 
     ------
     StoreError
         When ``out`` holds no finished run, or the viewer bundle is not installed.
-    """
-    from ..outputs import LAYOUT_FILE, follow_umask
 
-    out = os.path.abspath(out)
+    Notes
+    -----
+    The folder appears whole: on a local disk it is written beside and renamed into
+    place; on object storage it is uploaded with ``data/manifest.json`` last.
+    """
+    from ..outputs import LAYOUT_FILE, METRICS_FILE
+    from ..storage import Location
+
+    location = Location(out, storage_options)
     if not bundle_available():
         raise StoreError(f"the viewer bundle is not installed in {STATIC_DIR}",
                          'reinstall tsne-dist with Node.js and npm on PATH (pip install -e ".")')
-    table = _read_layout(out, LAYOUT_FILE)
-    store = _open_store(out)
+    table = _read_layout(location, LAYOUT_FILE)
+    store = _open_store(location)
     high_d = _read_high_d(store, len(table))
     color_by = color_by if color_by is not None else _stored_color_by(store)
-    second = _compare_layout(table, compare, LAYOUT_FILE) if compare else None
-    final = os.path.join(out, VIEWER_DIR)
-    tmp = tempfile.mkdtemp(dir=out, prefix=".viewer-")
+    second = _compare_layout(table, Location(compare, storage_options), LAYOUT_FILE) if compare else None
+    metrics = json.loads(location.read_bytes(METRICS_FILE)) if location.exists(METRICS_FILE) else None
+    tmp = tempfile.mkdtemp(dir=location.url if location.is_local else None, prefix=".viewer-")
     try:
         for entry in os.scandir(STATIC_DIR):  # the bundle and its third-party licence notices
             if entry.is_file():
                 shutil.copyfile(entry.path, os.path.join(tmp, entry.name))
         manifest = _write_data(os.path.join(tmp, DATA_DIR), table, high_d, second, color_by,
-                               n_neighbors, compress_level, out, compare)
-        for folder, _, files in os.walk(tmp):
-            follow_umask(folder, directory=True)
-            for name in files:
-                follow_umask(os.path.join(folder, name))
-        if os.path.isdir(final):
-            shutil.rmtree(final)  # our own folder, replaced whole
-        os.replace(tmp, final)
+                               n_neighbors, compress_level, _name_of(location.url), metrics)
+        data_bytes = sum(entry.stat().st_size for entry in os.scandir(os.path.join(tmp, DATA_DIR)))
+        final = _place(tmp, location)
     finally:
         if os.path.isdir(tmp):
             shutil.rmtree(tmp)
-    data_bytes = sum(entry.stat().st_size for entry in os.scandir(os.path.join(final, DATA_DIR)))
     logger.info("viewer written to %s (%.2f MB of data for %d items); tsne-dist view %s serves it", final,
-                data_bytes / 1e6, len(table), out)
+                data_bytes / 1e6, len(table), location.url)
     return ViewerExport(path=final, data_bytes=data_bytes, manifest=manifest)
 
 
-def _read_layout(out: str, layout_file: str) -> pd.DataFrame:
-    path = os.path.join(out, layout_file)
-    if not os.path.isfile(path):
-        raise StoreError(f"{out} holds no finished run (no {layout_file})", "run tsne-dist run --out to make one first")
-    return pd.read_parquet(path)
+def _place(tmp: str, location) -> str:
+    """Put the finished viewer folder ``tmp`` at ``location``/viewer, replacing ours; return where it is."""
+    from ..storage import follow_umask
+
+    if not location.is_local:
+        return location.put_folder(tmp, VIEWER_DIR, last=f"{DATA_DIR}/{MANIFEST}")
+    for folder, _, files in os.walk(tmp):
+        follow_umask(folder, directory=True)
+        for name in files:
+            follow_umask(os.path.join(folder, name))
+    final = os.path.join(location.url, VIEWER_DIR)
+    if os.path.isdir(final):
+        shutil.rmtree(final)  # our own folder, replaced whole
+    os.replace(tmp, final)
+    return final
 
 
-def _open_store(out: str):
+def _name_of(url: str) -> str:
+    return url.rstrip("/").rsplit("/", 1)[-1] if "://" in url else os.path.basename(os.path.normpath(url))
+
+
+def _read_layout(location, layout_file: str, columns: list[str] | None = None) -> pd.DataFrame:
+    if not location.exists(layout_file):
+        raise StoreError(f"{location.url} holds no finished run (no {layout_file})",
+                         "run tsne-dist run --out to make one first")
+    with location.open(layout_file) as handle:
+        return pd.read_parquet(handle, columns=columns)
+
+
+def _open_store(location):
     """The run's store, read-only, or None (with a warning) when it cannot be opened."""
     from ..store import RunStore
 
     try:
-        return RunStore.open(out)
+        return RunStore.open(location.url, storage_options=location.storage_options)
     except (StoreError, ValueError, FileNotFoundError) as exc:
         logger.warning("viewer: the run store cannot be read (%s); no click view, default colours", exc)
         return None
@@ -194,18 +220,18 @@ def _stored_color_by(store) -> str | None:
     return None if store is None else store.run_attrs().get("config", {}).get("color_by")
 
 
-def _compare_layout(table: pd.DataFrame, compare: str, layout_file: str) -> tuple[np.ndarray, int, str]:
-    path = os.path.join(os.path.abspath(compare), layout_file)
-    if not os.path.isfile(path):
+def _compare_layout(table: pd.DataFrame, other_location, layout_file: str) -> tuple[np.ndarray, int, str]:
+    compare = other_location.url
+    if not other_location.exists(layout_file):
         raise StoreError(f"--compare {compare} holds no finished run (no {layout_file})",
                          "pass the output folder of another finished run")
-    other = pd.read_parquet(path, columns=["id", "x", "y"])
+    other = _read_layout(other_location, layout_file, columns=["id", "x", "y"])
     aligned, n_shared = align_layout(table["id"].to_numpy(), table[["x", "y"]].to_numpy(np.float64),
                                      other["id"].to_numpy(), other[["x", "y"]].to_numpy(np.float64))
     if n_shared < 3:
         raise InputError(f"--compare {compare} shares {n_shared} ids with this run (at least 3 needed)",
                          "compare two runs of the same catalog")
-    return aligned, n_shared, os.path.basename(os.path.normpath(compare))
+    return aligned, n_shared, _name_of(compare)
 
 
 def align_layout(ids: np.ndarray, xy: np.ndarray, other_ids: np.ndarray, other_xy: np.ndarray) -> tuple[np.ndarray, int]:
@@ -386,13 +412,14 @@ def _normaliser(*layouts: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def _write_data(folder: str, table: pd.DataFrame, high_d: _HighD, second: tuple[np.ndarray, int, str] | None,
-                color_by: str | None, n_neighbors: int, level: int, out: str, compare: str | None) -> dict[str, Any]:
+                color_by: str | None, n_neighbors: int, level: int, name: str,
+                metrics: dict[str, Any] | None) -> dict[str, Any]:
     writer = _DataWriter(folder, level)
     n_items = len(table)
     xy = table[["x", "y"]].to_numpy(np.float64)
     centre, half = _normaliser(xy, *([second[0]] if second else []))
     positions = ((xy - centre) / half).astype("<f4")
-    layouts = [{"name": os.path.basename(out), "file": writer.write("positions", positions)}]
+    layouts = [{"name": name, "file": writer.write("positions", positions)}]
     if second:
         layouts.append({"name": second[2], "n_shared": second[1],
                         "file": writer.write("positions_compare", ((second[0] - centre) / half).astype("<f4"))})
@@ -436,10 +463,7 @@ def _write_data(folder: str, table: pd.DataFrame, high_d: _HighD, second: tuple[
             "top": writer.write("outlier_top", np.sort(top).astype("<u4")), "n_top": int(n_top),
             "threshold": float(scores[top[-1]]),
         }
-    metrics_path = os.path.join(out, "metrics.json")
-    if os.path.isfile(metrics_path):
-        with open(metrics_path) as handle:
-            metrics = json.load(handle)
+    if metrics is not None:
         manifest["metrics"] = {key: metrics.get(key) for key in ("knn_recall@10", "trustworthiness@10", "engine",
                                                                   "perplexity", "kl_divergence") if key in metrics}
     with open(os.path.join(folder, MANIFEST), "w") as handle:

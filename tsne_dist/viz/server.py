@@ -11,12 +11,15 @@ from __future__ import annotations
 import gzip
 import logging
 import os
+import shutil
+import tempfile
 import threading
 from functools import partial
 from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 from ..errors import StoreError
+from ..storage import Location
 from .export import DATA_DIR, MANIFEST, VIEWER_DIR
 
 logger = logging.getLogger("tsne_dist")
@@ -76,6 +79,7 @@ class _Handler(SimpleHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    downloaded: str | None = None  # a temporary copy of a viewer on object storage
 
     def handle_error(self, request, client_address) -> None:
         """A browser that closes a connection mid-transfer is routine, not an error worth a traceback."""
@@ -87,42 +91,61 @@ class _Server(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-def viewer_folder(out: str) -> str:
-    """``OUT/viewer`` after checking it holds an exported viewer.
+def viewer_folder(out: str, storage_options: dict | None = None) -> tuple[str, str | None]:
+    """``OUT/viewer`` as a local folder, after checking it holds an exported viewer.
+
+    A viewer on object storage (``s3://...``) is downloaded to a temporary folder.
+
+    Returns
+    -------
+    folder : str
+        The local viewer folder.
+    downloaded : str or None
+        The temporary folder to delete when done (None for a local viewer).
 
     Raises
     ------
     StoreError
         When there is none.
     """
-    folder = os.path.join(os.path.abspath(out), VIEWER_DIR)
-    if not os.path.isfile(os.path.join(folder, DATA_DIR, MANIFEST)):
+    location = Location(out, storage_options)
+    if not location.exists(VIEWER_DIR, DATA_DIR, MANIFEST):
         raise StoreError(f"{out} holds no viewer (no {VIEWER_DIR}/{DATA_DIR}/{MANIFEST})",
                          f"run tsne-dist export {out} first")
-    return folder
+    if location.is_local:
+        return location.join(VIEWER_DIR), None
+    downloaded = tempfile.mkdtemp(prefix="tsne-dist-view-")
+    logger.info("view: downloading %s to %s", location.join(VIEWER_DIR), downloaded)
+    return location.get_folder(VIEWER_DIR, downloaded), downloaded
 
 
-def make_server(out: str, port: int = 0) -> ThreadingHTTPServer:
+def make_server(out: str, port: int = 0, storage_options: dict | None = None) -> ThreadingHTTPServer:
     """An HTTP server for ``OUT/viewer`` bound to 127.0.0.1 (``port`` 0: a free port).
 
     Parameters
     ----------
     out : str
-        A run's output folder holding an exported viewer.
+        A run's output location (local folder or URL) holding an exported viewer.
     port : int
         TCP port; 0 picks a free one.
+    storage_options : dict, optional
+        fsspec options for a URL.
 
     Returns
     -------
     ThreadingHTTPServer
-        Not yet serving: call ``serve_forever()`` (``server.server_address`` has the port).
+        Not yet serving: call ``serve_forever()`` (``server.server_address`` has the port);
+        :func:`serve_until_interrupted` deletes a downloaded copy when it stops.
     """
-    folder = viewer_folder(out)
+    folder, downloaded = viewer_folder(out, storage_options)
     try:
         server = _Server((HOST, port), partial(_Handler, directory=folder))
     except OSError as exc:
+        if downloaded:
+            shutil.rmtree(downloaded)
         raise StoreError(f"cannot listen on {HOST}:{port} ({exc.strerror or exc})",
                          "pass another --port, or leave it out for a free one") from None
+    server.downloaded = downloaded
     return server
 
 
@@ -138,3 +161,5 @@ def serve_until_interrupted(server: ThreadingHTTPServer) -> None:
         server.serve_forever()
     finally:
         server.server_close()
+        if getattr(server, "downloaded", None):
+            shutil.rmtree(server.downloaded, ignore_errors=True)

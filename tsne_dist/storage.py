@@ -1,0 +1,301 @@
+"""Where a run's files live: a local folder or an fsspec URL (``s3://``, ``gs://``, ``memory://``).
+
+:class:`Location` is the one place that writes our files to an output location.
+Each file appears only complete: on a local disk it is written to a temporary file
+and renamed (with the mode the umask gives); on an object store it is written to a
+local temporary file first and uploaded to its final key once, whole. A folder
+(``viewer/``) is uploaded file by file with the file that marks it complete last.
+
+Credentials and endpoints come the way fsspec's implementation reads them (for
+s3fs: ``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ...)
+or from ``storage_options`` (passed to :func:`fsspec.core.url_to_fs`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import fsspec
+from fsspec.implementations.dirfs import DirFileSystem
+
+from .errors import StoreError
+
+logger = logging.getLogger("tsne_dist")
+
+SECRET_WORDS = ("key", "secret", "token", "password", "credential", "session")
+
+
+def is_url(location: str) -> bool:
+    """True when ``location`` is an fsspec URL rather than a local path."""
+    return "://" in location
+
+
+def normalise_location(location: str) -> str:
+    """A local path made absolute (``file://`` stripped); a URL without its trailing slash."""
+    if is_url(location) and location.split("://", 1)[0] == "file":
+        location = location.split("://", 1)[1]
+    if is_url(location):
+        return location.rstrip("/")
+    return os.path.abspath(location)
+
+
+def redact(storage_options: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``storage_options`` with credential values hidden (for logs and the store's attrs)."""
+    if storage_options is None:
+        return None
+    return {key: ("***" if any(word in key.lower() for word in SECRET_WORDS) else
+                  redact(value) if isinstance(value, dict) else value)
+            for key, value in storage_options.items()}
+
+
+class Location:
+    """A run's output folder: a local path or an fsspec URL.
+
+    Parameters
+    ----------
+    location : str
+        Local path, ``file://`` URL or any URL an installed fsspec implementation
+        serves (``s3://bucket/maps/a`` needs s3fs, ``gs://`` gcsfs).
+    storage_options : dict, optional
+        fsspec options for a URL (``endpoint_url``, ``key``, ``secret``, ...).
+
+    Raises
+    ------
+    StoreError
+        When no installed fsspec implementation serves the URL's scheme.
+    """
+
+    def __init__(self, location: str, storage_options: dict[str, Any] | None = None) -> None:
+        self.url = normalise_location(location)
+        self.storage_options = dict(storage_options or {})
+        self.is_local = not is_url(self.url)
+        try:
+            self.fs, self.root = fsspec.core.url_to_fs(self.url, **(self.storage_options if not self.is_local else {}))
+        except (ImportError, ValueError) as exc:
+            protocol = self.url.split("://", 1)[0]
+            raise StoreError(f"cannot write to {location}: {str(exc).splitlines()[0]}",
+                             f"install the fsspec package for {protocol}:// (s3fs for s3://, gcsfs for gs://) "
+                             "or pass a local folder as `out`") from None
+
+    def __repr__(self) -> str:
+        return f"Location({self.url!r})"
+
+    def join(self, *names: str) -> str:
+        """The URL (or local path) of ``names`` inside this location."""
+        return "/".join([self.url, *names]) if not self.is_local else os.path.join(self.url, *names)
+
+    def _path(self, *names: str) -> str:
+        return "/".join([self.root.rstrip("/"), *names])
+
+    def exists(self, *names: str) -> bool:
+        """True when ``names`` (a file or folder) exists here.
+
+        Raises
+        ------
+        StoreError
+            When the storage cannot be reached (endpoint, credentials).
+        """
+        with storage_errors(self):
+            self.fs.invalidate_cache()
+            return self.fs.exists(self._path(*names))
+
+    def read_bytes(self, name: str) -> bytes:
+        """The content of the file ``name`` here."""
+        with storage_errors(self):
+            return self.fs.cat_file(self._path(name))
+
+    def check_writable(self) -> None:
+        """Create the folder if needed and prove that it can be written (a probe file, removed).
+
+        Raises
+        ------
+        StoreError
+            One line naming the location and the fix: not a folder, no permission,
+            a bucket that does not exist, missing credentials, an unreachable endpoint.
+        """
+        if self.is_local and os.path.exists(self.url) and not os.path.isdir(self.url):
+            raise StoreError(f"output path {self.url} exists and is not a folder", "set `out` to a folder path")
+        probe = self._path(f".write-check-{uuid.uuid4().hex}")
+        with storage_errors(self, "write to output location"):
+            self.fs.makedirs(self.root, exist_ok=True)
+            with self.fs.open(probe, "wb") as handle:
+                handle.write(b"tsne_dist")
+            self.fs.rm(probe)
+
+    def write_file(self, name: str, write: Callable[[str], None]) -> str:
+        """Call ``write(local_tmp_path)`` and put the result at ``name``, whole or not at all.
+
+        Returns
+        -------
+        str
+            The file's URL (or local path).
+        """
+        if self.is_local:
+            path = os.path.join(self.url, name)
+            write_atomically(path, write)
+            return path
+        with tempfile.TemporaryDirectory(prefix="tsne-dist-") as folder:
+            local = os.path.join(folder, name)
+            write(local)
+            self.fs.put_file(local, self._path(name))
+        return self.join(name)
+
+    def put_folder(self, local_folder: str, name: str, last: str) -> str:
+        """Upload ``local_folder`` to ``name`` (replacing what was there), ``last`` (a relative
+        path inside it, the file that says the folder is complete) uploaded last."""
+        target = self._path(name)
+        if self.fs.exists(target):
+            self.fs.rm(target, recursive=True)
+        files = sorted(os.path.relpath(os.path.join(folder, file), local_folder)
+                       for folder, _, names in os.walk(local_folder) for file in names)
+        for relative in [file for file in files if file != last] + [last]:
+            self.fs.put_file(os.path.join(local_folder, relative), f"{target}/{relative.replace(os.sep, '/')}")
+        return self.join(name)
+
+    def get_folder(self, name: str, local_folder: str) -> str:
+        """Download the folder ``name`` into ``local_folder``; return the local copy's path."""
+        target = os.path.join(local_folder, os.path.basename(name))
+        with storage_errors(self):
+            self.fs.get(self._path(name) + "/", target + "/", recursive=True)
+        return target
+
+    def open(self, name: str, mode: str = "rb"):
+        """A file object for ``name`` here."""
+        return self.fs.open(self._path(name), mode)
+
+    def remove(self, name: str) -> None:
+        """Delete the file or folder ``name`` if it exists."""
+        if self.exists(name):
+            self.fs.rm(self._path(name), recursive=True)
+
+    def scratch(self, name: str) -> DirFileSystem:
+        """A filesystem rooted at the folder ``name`` here, for scratch files that Dask workers
+        write and read (it pickles with its storage options, so workers need only those)."""
+        return DirFileSystem(self._path(name), fs=self.fs)
+
+
+def current_umask() -> int:
+    """The process's umask, read from /proc where it can be (setting it to read it would
+    change it for every thread for a moment)."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def follow_umask(path: str, directory: bool = False) -> None:
+    """Give ``path`` the mode a newly created file (or folder) would get under the umask.
+
+    Temporary files and folders are private (0600 / 0700); outputs renamed from
+    them must be readable like any other file the user creates.
+    """
+    os.chmod(path, (0o777 if directory else 0o666) & ~current_umask())
+
+
+def write_atomically(path: str, write: Callable[[str], None]) -> None:
+    """Call ``write(tmp_path)`` then rename into ``path``, so no half file is ever seen.
+
+    The file gets the mode the umask gives new files.
+    """
+    folder, name = os.path.split(path)
+    handle, tmp_path = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=f".tmp{os.path.splitext(name)[1]}")
+    os.close(handle)
+    try:
+        write(tmp_path)
+        follow_umask(tmp_path)
+        os.replace(tmp_path, path)
+    finally:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+
+
+@contextmanager
+def storage_errors(location: Location, action: str = "read") -> Iterator[None]:
+    """Turn a storage library's failure to reach or write ``location`` into one :class:`StoreError`
+    naming the location and the fix (a missing file stays a ``FileNotFoundError``)."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except FileNotFoundError as exc:
+        if action == "read" and "bucket" not in str(exc).lower():
+            raise
+        raise StoreError(f"cannot {action} {location.url} ({_describe_failure(exc)})",
+                         _fix_for(exc, location.is_local)) from None
+    except Exception as exc:  # noqa: BLE001 - each storage library raises its own kinds
+        raise StoreError(f"cannot {action} {location.url} ({_describe_failure(exc)})",
+                         _fix_for(exc, location.is_local)) from None
+
+
+def _describe_failure(exc: BaseException) -> str:
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return text[:200]
+
+
+def _fix_for(exc: BaseException, is_local: bool) -> str:
+    """What to do about a failed write, from the kind of failure."""
+    name = type(exc).__name__
+    text = str(exc).lower()
+    if is_local:
+        return "set `out` to a folder you can write to"
+    if "credential" in name.lower() or "credential" in text:
+        return "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or `storage_options` key and secret in the config file)"
+    if "bucket does not exist" in text or "nosuchbucket" in text:
+        return "create the bucket first, or fix its name in `out`"
+    if "connect" in name.lower() or "connect" in text or "endpoint" in text:
+        return "check the endpoint (AWS_ENDPOINT_URL or `storage_options` endpoint_url) and that it is reachable"
+    if isinstance(exc, PermissionError) or "denied" in text or "forbidden" in text:
+        return "use credentials allowed to write there, or another `out`"
+    return "check the URL, the credentials and the endpoint"
+
+
+
+def empty_folder(folder: fsspec.AbstractFileSystem) -> None:
+    """Make the scratch folder ``folder`` (a filesystem rooted there) exist and hold nothing."""
+    remove_folder(folder)
+    folder.makedirs("", exist_ok=True)
+
+
+def remove_folder(folder: fsspec.AbstractFileSystem) -> None:
+    """Delete the scratch folder ``folder`` (a filesystem rooted there) if it exists."""
+    folder.invalidate_cache()
+    if folder.exists(""):
+        folder.rm("", recursive=True)
+
+
+@contextmanager
+def storage_options_applied(storage_options: dict[str, Any] | None, urls: list[str]) -> Iterator[None]:
+    """Make ``storage_options`` the defaults of the fsspec protocols of ``urls`` while the block runs.
+
+    This is fsspec's own mechanism for per-protocol defaults (``fsspec.config.conf``,
+    also filled from ``FSSPEC_<PROTOCOL>_<OPTION>`` environment variables): every
+    filesystem made for those protocols in the block gets the options, and keeps them
+    when it is pickled to a Dask worker.
+    """
+    protocols = sorted({url.split("://", 1)[0] for url in urls if is_url(url)} - {"file"})
+    if not storage_options or not protocols:
+        yield
+        return
+    saved = {protocol: fsspec.config.conf.get(protocol) for protocol in protocols}
+    for protocol in protocols:
+        fsspec.config.conf[protocol] = {**(saved[protocol] or {}), **storage_options}
+    try:
+        yield
+    finally:
+        for protocol, before in saved.items():
+            if before is None:
+                fsspec.config.conf.pop(protocol, None)
+            else:
+                fsspec.config.conf[protocol] = before
