@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -94,12 +95,13 @@ def read_metrics(out: str) -> dict:
         return json.load(handle)
 
 
-@pytest.fixture(scope="module")
-def dask_scheduler(tmp_path_factory):
-    """Address of a real ``dask scheduler`` with two single-threaded ``dask worker``
-    processes, all on 127.0.0.1; stopped after the module's tests."""
-    scheduler_file = tmp_path_factory.mktemp("dask") / "scheduler.json"
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+@contextlib.contextmanager
+def dask_processes(folder, n_workers: int = 2, env: dict | None = None):
+    """A real ``dask scheduler`` and ``n_workers`` single-threaded ``dask worker`` processes (each
+    under a nanny, which restarts it if it dies), all on 127.0.0.1; each worker has its own
+    ``--local-directory`` under ``folder``, so workers share no local path. Yields the address."""
+    scheduler_file = folder / "scheduler.json"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": env}
     processes = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
                                    "--port", "0", "--no-dashboard", "--scheduler-file", str(scheduler_file)], **quiet)]
     try:
@@ -109,17 +111,27 @@ def dask_scheduler(tmp_path_factory):
             time.sleep(0.1)
         address = json.loads(scheduler_file.read_text())["address"]
         assert address.startswith("tcp://127.0.0.1:")
-        for _ in range(2):
+        for number in range(n_workers):
+            local = folder / f"worker-{number}"
+            local.mkdir()
             processes.append(subprocess.Popen(
                 [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1", "--host",
-                 "127.0.0.1", "--no-dashboard"], **quiet))
+                 "127.0.0.1", "--no-dashboard", "--local-directory", str(local)], **quiet))
         from distributed import Client
 
         with Client(address, timeout=30) as client:
-            client.wait_for_workers(2, timeout=60)
+            client.wait_for_workers(n_workers, timeout=60)
         yield address
     finally:
         for process in processes:
             process.terminate()
         for process in processes:
             process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def dask_scheduler(tmp_path_factory):
+    """Address of a real ``dask scheduler`` with two single-threaded ``dask worker``
+    processes, all on 127.0.0.1; stopped after the module's tests."""
+    with dask_processes(tmp_path_factory.mktemp("dask")) as address:
+        yield address

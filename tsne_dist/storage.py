@@ -122,8 +122,9 @@ class Location:
         if self.is_local and os.path.exists(self.url) and not os.path.isdir(self.url):
             raise StoreError(f"output path {self.url} exists and is not a folder", "set `out` to a folder path")
         probe = self._path(f".write-check-{uuid.uuid4().hex}")
-        with storage_errors(self, "write to output location"):
-            self.fs.makedirs(self.root, exist_ok=True)
+        with storage_errors(self, "write to output folder" if self.is_local else "write to output location"):
+            if self.is_local:  # object stores have no folders (and s3fs's makedirs would create a bucket)
+                os.makedirs(self.url, exist_ok=True)
             with self.fs.open(probe, "wb") as handle:
                 handle.write(b"tsne_dist")
             self.fs.rm(probe)
@@ -240,6 +241,8 @@ def storage_errors(location: Location, action: str = "read") -> Iterator[None]:
 
 
 def _describe_failure(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
     text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     return text[:200]
 

@@ -1,0 +1,274 @@
+"""Runs where the data lives: inputs and outputs on a real S3-compatible server (moto's server
+mode, on 127.0.0.1) and a real `dask scheduler` with two `dask worker` processes that share no
+local folder. The results match the same runs on local disk, also when a worker or the client
+is killed mid-stage; bad locations are one-line errors that leave nothing marked done."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tsne_dist.datasets import synthetic_catalog, synthetic_interactions
+from tsne_dist.store import RunStore
+
+from conftest import dask_processes, run_cli
+
+pytest.importorskip("s3fs")
+pytest.importorskip("moto")
+
+BUCKET = "maps"
+FAST_MAP = ["--n-iter", "150", "--early-exaggeration-iter", "50", "--perplexity", "10"]
+SHARDED = ["--knn", "pynndescent", "--knn-shards", "2"]
+LOG_FLAGS = ["--collection-col", "user", "--item-col", "item", "--min-count", "3", "--max-collection-size", "40"]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def s3_env(tmp_path_factory):
+    """A moto S3 server on a free loopback port, the AWS variables that point at it (set in this
+    process for the module, and passed to every process started here), and an empty bucket."""
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+           "AWS_EC2_METADATA_DISABLED": "true"}
+    try:
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        with pytest.MonkeyPatch.context() as patch:
+            for key, value in env.items():
+                patch.setenv(key, value)
+            import fsspec
+
+            fs = fsspec.filesystem("s3", skip_instance_cache=True)
+            fs.mkdir(BUCKET)
+            yield {**os.environ, **env}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def s3(s3_env):
+    import fsspec
+
+    return fsspec.filesystem("s3")
+
+
+@pytest.fixture(scope="module")
+def cluster(s3_env, tmp_path_factory):
+    """Scheduler + two workers (their own local folders, the S3 variables, no shared path)."""
+    with dask_processes(tmp_path_factory.mktemp("cluster"), env=s3_env) as address:
+        yield address
+
+
+@pytest.fixture(scope="module")
+def inputs(s3, tmp_path_factory):
+    """The same vectors and interaction log on local disk and on S3."""
+    local = tmp_path_factory.mktemp("inputs")
+    vectors = synthetic_catalog(3000, 16, n_categories=6, n_subcategories=3, seed=3)[0]
+    np.save(local / "X.npy", vectors)
+    log = local / "log"
+    log.mkdir()
+    _, parts = synthetic_interactions(3000, 800, 60_000, n_categories=6, seed=5, partitions=4)
+    for number, part in enumerate(parts):
+        part[["user", "item"]].to_parquet(log / f"part-{number}.parquet", index=False)
+    s3.put(str(local / "X.npy"), f"{BUCKET}/in/X.npy")
+    s3.put(str(log) + "/", f"{BUCKET}/in/log/", recursive=True)
+    return {"local_vectors": str(local / "X.npy"), "s3_vectors": f"s3://{BUCKET}/in/X.npy",
+            "local_log": str(log) + "/", "s3_log": f"s3://{BUCKET}/in/log/"}
+
+
+def _layout(location: str, s3) -> pd.DataFrame:
+    if location.startswith("s3://"):
+        with s3.open(location + "/layout.parquet") as handle:
+            return pd.read_parquet(handle)
+    return pd.read_parquet(os.path.join(location, "layout.parquet"))
+
+
+def _cooccurrence(location: str) -> dict[str, np.ndarray]:
+    store = RunStore.open(location)
+    return {name: store.read("cooccurrence", name) for name in ("indptr", "indices", "data", "diagonal")}
+
+
+@pytest.fixture(scope="module")
+def local_runs(inputs, cluster, tmp_path_factory):
+    """The undisturbed runs on local disk, on the same cluster: the references."""
+    from tsne_dist.cli import main
+
+    folder = tmp_path_factory.mktemp("local-runs")
+    vectors_out, log_out = str(folder / "vectors"), str(folder / "log")
+    assert main(["run", "-q", "--vectors", inputs["local_vectors"], "--cluster", cluster, *SHARDED, *FAST_MAP,
+                 "--out", vectors_out]) == 0
+    assert main(["run", "-q", "--interactions", inputs["local_log"], *LOG_FLAGS, "--cluster", cluster, *FAST_MAP,
+                 "--out", log_out]) == 0
+    return {"vectors": vectors_out, "log": log_out}
+
+
+def _our_keys(s3, prefix: str) -> list[str]:
+    return [key for key in s3.find(f"{BUCKET}/{prefix}") if not key.endswith("/")]
+
+
+def test_vectors_and_log_on_s3_give_the_maps_and_matrix_of_local_disk(s3, inputs, cluster, local_runs, capsys,
+                                                                       tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # nothing may be written here (once a folder named "s3:" was)
+    vectors_out = f"s3://{BUCKET}/runs/vectors"
+    code, _, err = run_cli(capsys, "run", "--vectors", inputs["s3_vectors"], "--cluster", cluster, *SHARDED,
+                           *FAST_MAP, "--out", vectors_out)
+    assert code == 0, err
+    pd.testing.assert_frame_equal(_layout(vectors_out, s3), _layout(local_runs["vectors"], s3), check_exact=True)
+    knn = RunStore.open(vectors_out)
+    assert knn.marker("knn")["params"]["shards"] == 2
+    assert set(knn.group("knn").array_keys()) == {"indices", "distances"}  # the shard-ordered rows are gone
+
+    log_out = f"s3://{BUCKET}/runs/log"
+    code, _, err = run_cli(capsys, "run", "--interactions", inputs["s3_log"], *LOG_FLAGS, "--cluster", cluster,
+                           *FAST_MAP, "--out", log_out)
+    assert code == 0, err
+    for name, expected in _cooccurrence(local_runs["log"]).items():
+        np.testing.assert_array_equal(_cooccurrence(log_out)[name], expected, err_msg=name)
+    pd.testing.assert_frame_equal(_layout(log_out, s3), _layout(local_runs["log"], s3), check_exact=True)
+
+    keys = _our_keys(s3, "runs/log")
+    assert not [key for key in keys if "/.cooccurrence" in key or ".write-check" in key]  # scratch removed
+    for name in ("layout.parquet", "map.png", "metrics.json", "viewer/index.html", "viewer/data/manifest.json"):
+        assert f"{BUCKET}/runs/log/{name}" in keys
+    assert os.listdir(tmp_path) == []
+
+    code, text, _ = run_cli(capsys, "info", log_out)
+    assert code == 0 and "cooccurrence" in text and "knn_recall@10" in text
+    from tsne_dist.viz.server import make_server, serve_until_interrupted, server_url
+
+    server = make_server(log_out)  # downloads viewer/ to a temporary folder and serves it
+    thread = threading.Thread(target=serve_until_interrupted, args=(server,), daemon=True)
+    thread.start()
+    try:
+        manifest = json.loads(urllib.request.urlopen(server_url(server) + "data/manifest.json", timeout=10).read())
+        assert manifest["n_items"] == len(_layout(log_out, s3))
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+    assert not os.path.exists(server.downloaded)
+
+
+def _kill_a_worker_when(cluster: str, prefix: str, stop: threading.Event, killed: list) -> None:
+    """Kill (SIGKILL) the worker process that runs a task whose key starts with ``prefix``."""
+    from distributed import Client
+
+    with Client(cluster, timeout=30) as client:
+        while not stop.is_set() and not killed:
+            processing = client.processing()
+            for worker, keys in processing.items():
+                if any(str(key).startswith(prefix) or prefix in str(key) for key in keys):
+                    pid = client.run(os.getpid, workers=[worker])[worker]
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append((prefix, worker, pid))
+                    return
+            time.sleep(0.01)
+
+
+@pytest.mark.parametrize("stage, task", [("log", "write_blocks"), ("vectors", "query_shard")])
+def test_a_worker_killed_mid_stage_changes_nothing(s3, inputs, cluster, local_runs, capsys, stage, task):
+    """A worker dies (SIGKILL) while it runs a co-occurrence block or a shard's queries: Dask
+    reruns its tasks and the run's output is that of the undisturbed run."""
+    out = f"s3://{BUCKET}/runs/{stage}-worker-killed"
+    source = (["--interactions", inputs["s3_log"], *LOG_FLAGS] if stage == "log" else
+              ["--vectors", inputs["s3_vectors"], *SHARDED])
+    stop, killed = threading.Event(), []
+    watcher = threading.Thread(target=_kill_a_worker_when, args=(cluster, task, stop, killed))
+    watcher.start()
+    try:
+        code, _, err = run_cli(capsys, "run", *source, "--cluster", cluster, *FAST_MAP, "--out", out)
+    finally:
+        stop.set()
+        watcher.join(timeout=30)
+    assert killed, f"no {task} task was seen running"
+    assert code == 0, err
+    pd.testing.assert_frame_equal(_layout(out, s3), _layout(local_runs[stage], s3), check_exact=True)
+    if stage == "log":
+        for name, expected in _cooccurrence(local_runs["log"]).items():
+            np.testing.assert_array_equal(_cooccurrence(out)[name], expected, err_msg=name)
+    from distributed import Client
+
+    with Client(cluster, timeout=30) as client:
+        client.wait_for_workers(2, timeout=60)  # the nanny restarted the killed worker
+
+
+def test_the_client_killed_mid_stage_resumes_on_s3(s3, s3_env, inputs, cluster, local_runs):
+    out = f"s3://{BUCKET}/runs/client-killed"
+    args = [sys.executable, "-m", "tsne_dist", "run", "--interactions", inputs["s3_log"], *LOG_FLAGS,
+            "--cluster", cluster, *FAST_MAP, "--out", out]
+    process = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env=s3_env)
+    for line in process.stderr:
+        if "stage cooccurrence: started" in line:
+            time.sleep(0.5)
+            process.send_signal(signal.SIGKILL)
+            break
+    process.wait(timeout=120)
+    assert process.returncode == -signal.SIGKILL
+    store = RunStore.open(out)
+    assert store.marker("items") is not None and store.marker("cooccurrence") is None
+    assert not s3.exists(f"{BUCKET}/runs/client-killed/layout.parquet")
+
+    finished = subprocess.run(args, capture_output=True, text=True, env=s3_env)
+    assert finished.returncode == 0, finished.stderr
+    assert "stage items: already done" in finished.stderr
+    pd.testing.assert_frame_equal(_layout(out, s3), _layout(local_runs["log"], s3), check_exact=True)
+    assert not [key for key in _our_keys(s3, "runs/client-killed") if "/.cooccurrence" in key]
+
+
+def test_a_location_we_cannot_honour_is_a_one_line_error(s3, s3_env, inputs, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    vectors = ["run", "--vectors", inputs["local_vectors"], *FAST_MAP]
+    cases = [
+        (["--out", "nosuchscheme://bucket/maps/a"], "Protocol not known"),
+        (["--out", f"s3://no-such-bucket/maps/a"], "create the bucket"),
+        (["--out", f"s3://{BUCKET}/bad/endpoint", "--storage-options", '{"endpoint_url": "http://127.0.0.1:9"}'],
+         "check the endpoint"),
+        (["--out", f"s3://{BUCKET}/bad/options", "--storage-options", "endpoint_url=x"], "must be a mapping"),
+    ]
+    for flags, needle in cases:
+        code, _, err = run_cli(capsys, *vectors, *flags)
+        assert code == 2, (flags, err)
+        assert len(err.strip().splitlines()) == 1 and needle in err, err
+    assert os.listdir(tmp_path) == []  # never a local folder named after the URL
+    assert not _our_keys(s3, "bad")
+
+    no_credentials = {key: value for key, value in s3_env.items()
+                      if key not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    no_credentials.update(AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"), AWS_CONFIG_FILE=str(tmp_path / "none"))
+    failed = subprocess.run([sys.executable, "-m", "tsne_dist", *vectors, "--out", f"s3://{BUCKET}/bad/creds"],
+                            capture_output=True, text=True, env=no_credentials)
+    assert failed.returncode == 2 and "AWS_ACCESS_KEY_ID" in failed.stderr, failed.stderr
+    assert len(failed.stderr.strip().splitlines()) == 1
+
+    config = tmp_path / "run.yaml"  # the same credentials in the config file's storage_options work
+    config.write_text(f"storage_options:\n  key: testing\n  secret: testing\n"
+                      f"  endpoint_url: {s3_env['AWS_ENDPOINT_URL']}\n")
+    finished = subprocess.run([sys.executable, "-m", "tsne_dist", "run", str(config), *vectors[1:],
+                               "--out", f"s3://{BUCKET}/runs/config-credentials"],
+                              capture_output=True, text=True, env=no_credentials)
+    assert finished.returncode == 0, finished.stderr
+    stored = RunStore.open(f"s3://{BUCKET}/runs/config-credentials").run_attrs()["config"]["storage_options"]
+    assert stored["key"] == stored["secret"] == "***"  # credentials never reach the store
