@@ -8,6 +8,7 @@ emission + block reduction + aligned writes) and samples every worker's
 resident memory twice a second.
 
     .venv/bin/python benchmarks/bench_cooc.py --items 1000000 --interactions 10000000 --mean-length 5
+    .venv/bin/python benchmarks/bench_cooc.py --items 1000000 --interactions 100000000 --storage local s3
 
 Prints one JSON line per run: sizes, seconds per pass, ordered pairs emitted,
 pairs per second (pairs / seconds of the co-occurrence pass), non-zeros, and peak
@@ -17,6 +18,7 @@ RSS per worker (MB).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import math
@@ -64,7 +66,7 @@ class MemorySampler:
 
 
 def write_log(folder: str, n_users: int, n_items: int, n_interactions: int, partition_rows: int, seed: int) -> int:
-    """The synthetic log as Parquet parts; returns the rows written."""
+    """The synthetic log as Parquet parts in a local folder; returns the rows written."""
     from tsne_dist.datasets import synthetic_interactions
 
     partitions = max(1, math.ceil(n_interactions / partition_rows))
@@ -82,6 +84,7 @@ def run(args: argparse.Namespace) -> dict:
     from tsne_dist.cooccurrence.pairs import PairSpec
     from tsne_dist.cooccurrence.vocabulary import build_vocabulary, item_counts
     from tsne_dist.io.interactions import InteractionColumns, clean_partition, read_interactions
+    from tsne_dist.storage import Location
 
     work = tempfile.mkdtemp(prefix="bench-cooc-", dir=args.work_dir)
     try:
@@ -93,11 +96,25 @@ def run(args: argparse.Namespace) -> dict:
         generate = time.perf_counter() - start
         spec = PairSpec(max_collection_size=args.max_collection_size, seed=args.seed)
         logging.getLogger("distributed.shuffle._scheduler_plugin").setLevel(logging.ERROR)
-        with dask_client("local", n_workers=args.workers) as client, MemorySampler(client) as memory:
+        with contextlib.ExitStack() as stack:
+            if args.storage == "s3":  # the log, the spill, the block parts and the matrix on the S3 server
+                from loopback_s3 import loopback_s3
+
+                stack.enter_context(loopback_s3("bench"))
+                import fsspec
+
+                start = time.perf_counter()
+                fsspec.filesystem("s3").put(data + "/", "bench/log/", recursive=True)
+                generate += time.perf_counter() - start
+                location, data = Location("s3://bench/run"), "s3://bench/log/"
+            else:
+                location = Location(os.path.join(work, "run"))
+            client = stack.enter_context(dask_client("local", n_workers=args.workers))
+            memory = stack.enter_context(MemorySampler(client))
             frame = read_interactions(data, InteractionColumns("user", "item"))
             seconds = {}
             start = time.perf_counter()
-            spill = os.path.join(work, "spill")
+            spill = location.scratch("spill")
             counts, _ = item_counts(frame, spill)  # also saves the log grouped by collection
             vocabulary = build_vocabulary(counts, args.min_count, None)
             seconds["item_counts"] = time.perf_counter() - start
@@ -105,12 +122,13 @@ def run(args: argparse.Namespace) -> dict:
             start = time.perf_counter()
             collections = collection_stats(frame, vocabulary.ids, spec)
             seconds["collection_filters"] = time.perf_counter() - start
-            group = zarr.open_group(os.path.join(work, "run.zarr"), mode="w", zarr_format=3).create_group("cooc")
+            group = zarr.open_group(location.join("run.zarr"), mode="w", zarr_format=3).create_group("cooc")
             start = time.perf_counter()
-            stats = build_cooccurrence(client, frame, vocabulary.ids, spec, group, os.path.join(work, "parts"))
+            stats = build_cooccurrence(client, frame, vocabulary.ids, spec, group, location.scratch("parts"))
             seconds["cooccurrence"] = time.perf_counter() - start
         total = sum(seconds.values())
         return {
+            "storage": args.storage,
             "items": args.items, "items_kept": len(vocabulary.ids), "interactions": rows, "users": n_users,
             "partitions": frame.npartitions, "partition_rows": args.partition_rows, "workers": args.workers,
             "generate_s": round(generate, 1), **{f"{key}_s": round(value, 1) for key, value in seconds.items()},
@@ -135,10 +153,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work-dir", default=None, help="where the log and matrix go (default: the temp dir)")
+    parser.add_argument("--storage", choices=("local", "s3"), nargs="+", default=["local"],
+                        help="where the log, scratch and matrix live: local disk, or a moto S3 server on 127.0.0.1")
     args = parser.parse_args()
     for n_items in args.items:
-        result = run(argparse.Namespace(**{**vars(args), "items": n_items}))
-        print(json.dumps(result), flush=True)
+        for storage in args.storage:
+            result = run(argparse.Namespace(**{**vars(args), "items": n_items, "storage": storage}))
+            print(json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":

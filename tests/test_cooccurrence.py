@@ -15,6 +15,7 @@ from tsne_dist.cooccurrence.pairs import PairSpec, cap_collection, collection_ke
 from tsne_dist.cooccurrence.vocabulary import build_vocabulary, item_counts
 from tsne_dist.io.interactions import InteractionColumns, read_interactions
 from tsne_dist.arrays import read_csr
+from tsne_dist.storage import Location
 
 
 def random_interactions(seed: int = 0, n_rows: int = 4000, n_users: int = 150, n_items: int = 260) -> pd.DataFrame:
@@ -99,7 +100,7 @@ def build(client, df, tmp_path, *, partitions: int, min_count: int, max_items: i
     counts, _ = item_counts(frame)
     vocabulary = build_vocabulary(counts, min_count, max_items)
     group = zarr.open_group(str(tmp_path / f"p{partitions}.zarr"), mode="w", zarr_format=3).create_group("cooc")
-    stats = build_cooccurrence(client, frame, vocabulary.ids, spec, group, str(tmp_path / "scratch"),
+    stats = build_cooccurrence(client, frame, vocabulary.ids, spec, group, Location(str(tmp_path)).scratch("parts"),
                                block_rows=block_rows)
     return vocabulary, read_csr(group), group, stats
 

@@ -39,16 +39,17 @@ def test_markers(tmp_path):
 
 def test_remove_outputs_deletes_only_our_files_and_our_viewer(tmp_path):
     from tsne_dist.outputs import remove_outputs
+    from tsne_dist.storage import Location
 
     for name in ("layout.parquet", "map.png", "metrics.json", "notes.txt"):
         (tmp_path / name).write_text("x")
     (tmp_path / "viewer" / "data").mkdir(parents=True)
     (tmp_path / "viewer" / "data" / "manifest.json").write_text("{}")
-    remove_outputs(str(tmp_path))
+    remove_outputs(Location(str(tmp_path)))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
     (tmp_path / "viewer").mkdir()
     (tmp_path / "viewer" / "mine.html").write_text("a user's own page")  # not ours: kept
-    remove_outputs(str(tmp_path))
+    remove_outputs(Location(str(tmp_path)))
     assert (tmp_path / "viewer" / "mine.html").exists()
 
 

@@ -175,7 +175,7 @@ def sharded_knn(client, vectors: np.ndarray, k: int, *, n_shards: int, metric: s
     with ExitStack() as cleanup:
         if scratch is None:
             folder = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="tsne-dist-knn-"))
-            scratch = zarr.open_group(folder, mode="w")
+            scratch = zarr.create_group(store=folder)  # a temporary store of our own, not the run's
         stored_items = _write_rows(scratch, "sharded_items", items, shard_order)
         stored_queries = stored_items if queries is items else _write_rows(scratch, "sharded_queries", queries,
                                                                            shard_order)
