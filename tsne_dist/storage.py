@@ -80,8 +80,8 @@ class Location:
         except (ImportError, ValueError) as exc:
             protocol = self.url.split("://", 1)[0]
             raise StoreError(f"cannot write to {location}: {str(exc).splitlines()[0]}",
-                             f"install the fsspec package for {protocol}:// (s3fs for s3://, gcsfs for gs://) "
-                             "or pass a local folder as `out`") from None
+                             f"install the fsspec package for {protocol}:// (pip install \"tsne-dist[s3]\" for "
+                             "s3://, \"tsne-dist[gcs]\" for gs://) or pass a local folder as `out`") from None
 
     def __repr__(self) -> str:
         return f"Location({self.url!r})"
