@@ -225,3 +225,14 @@ def test_same_seed_same_layout_and_another_seed_differs(tmp_path, capsys, catalo
     assert not np.array_equal(outputs[0][["x", "y"]].to_numpy(), outputs[2][["x", "y"]].to_numpy())
     metrics = read_metrics(str(tmp_path / "a"))
     assert metrics["knn_backend"] == "pynndescent" and metrics["knn_graph_recall"] >= 0.95
+
+
+def test_warm_up_compiles_pynndescent_into_the_cache(capsys):
+    """`tsne-dist warm-up --part pynndescent` runs every pynndescent path a run takes (single index,
+    both metrics' spaces, a shard index and a query) and reports its cache folder."""
+    from pathlib import Path
+
+    code, out, err = run_cli(capsys, "warm-up", "--part", "pynndescent")
+    assert code == 0, err
+    folder = Path(out.split("numba cache ", 1)[1].split(": pynndescent ", 1)[0])
+    assert any(folder.rglob("*pynndescent*.nbi"))  # index files of pynndescent's compiled functions

@@ -158,6 +158,11 @@ def test_vectors_and_log_on_s3_give_the_maps_and_matrix_of_local_disk(s3, inputs
 
     code, text, _ = run_cli(capsys, "info", log_out)
     assert code == 0 and "cooccurrence" in text and "knn_recall@10" in text
+    s3.rm(f"{BUCKET}/runs/log/viewer", recursive=True)
+    endpoint = json.dumps({"endpoint_url": os.environ["AWS_ENDPOINT_URL"]})
+    code, text, err = run_cli(capsys, "export", log_out, "--storage-options", endpoint)
+    assert code == 0 and f"{log_out}/viewer" in text, err
+    assert s3.exists(f"{BUCKET}/runs/log/viewer/data/manifest.json")
     from tsne_dist.viz.server import make_server, serve_until_interrupted, server_url
 
     server = make_server(log_out)  # downloads viewer/ to a temporary folder and serves it
@@ -172,38 +177,42 @@ def test_vectors_and_log_on_s3_give_the_maps_and_matrix_of_local_disk(s3, inputs
     assert not os.path.exists(server.downloaded)
 
 
-def _kill_a_worker_when(cluster: str, prefix: str, stop: threading.Event, killed: list) -> None:
-    """Kill (SIGKILL) the worker process that runs a task whose key starts with ``prefix``."""
+def _kill_a_worker_when(cluster: str, prefixes: tuple[str, ...], stop: threading.Event, killed: list) -> None:
+    """Kill (SIGKILL) the worker process that runs a task whose key starts with one of ``prefixes``."""
     from distributed import Client
 
     with Client(cluster, timeout=30) as client:
         while not stop.is_set() and not killed:
-            processing = client.processing()
-            for worker, keys in processing.items():
-                if any(str(key).startswith(prefix) or prefix in str(key) for key in keys):
+            for worker, keys in client.processing().items():
+                running = [key for key in map(str, keys) if key.startswith(prefixes)]
+                if running:
                     pid = client.run(os.getpid, workers=[worker])[worker]
                     os.kill(pid, signal.SIGKILL)
-                    killed.append((prefix, worker, pid))
+                    killed.append((running[0], worker, pid))
                     return
             time.sleep(0.01)
 
 
-@pytest.mark.parametrize("stage, task", [("log", "write_blocks"), ("vectors", "query_shard")])
-def test_a_worker_killed_mid_stage_changes_nothing(s3, inputs, cluster, local_runs, capsys, stage, task):
-    """A worker dies (SIGKILL) while it runs a co-occurrence block or a shard's queries: Dask
-    reruns its tasks and the run's output is that of the undisturbed run."""
+MID_COOCCURRENCE = ("partition_pairs", "write_blocks", "write_chunk")
+MID_SHARDED_KNN = ("build_shard_index", "query_shard", "_with_own_shard", "merge_answers")
+
+
+@pytest.mark.parametrize("stage, tasks", [("log", MID_COOCCURRENCE), ("vectors", MID_SHARDED_KNN)])
+def test_a_worker_killed_mid_stage_changes_nothing(s3, inputs, cluster, local_runs, capsys, stage, tasks):
+    """A worker dies (SIGKILL) while it runs a co-occurrence task or a sharded kNN task: Dask
+    reruns what it held and the run's output is that of the undisturbed run."""
     out = f"s3://{BUCKET}/runs/{stage}-worker-killed"
     source = (["--interactions", inputs["s3_log"], *LOG_FLAGS] if stage == "log" else
               ["--vectors", inputs["s3_vectors"], *SHARDED])
     stop, killed = threading.Event(), []
-    watcher = threading.Thread(target=_kill_a_worker_when, args=(cluster, task, stop, killed))
+    watcher = threading.Thread(target=_kill_a_worker_when, args=(cluster, tasks, stop, killed))
     watcher.start()
     try:
         code, _, err = run_cli(capsys, "run", *source, "--cluster", cluster, *FAST_MAP, "--out", out)
     finally:
         stop.set()
         watcher.join(timeout=30)
-    assert killed, f"no {task} task was seen running"
+    assert killed, f"no task of {tasks} was seen running"
     assert code == 0, err
     pd.testing.assert_frame_equal(_layout(out, s3), _layout(local_runs[stage], s3), check_exact=True)
     if stage == "log":

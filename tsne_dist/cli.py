@@ -47,12 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_logging_flags(demo)
 
     info = commands.add_parser("info", help="what a run holds: stages, parameters, timings, metrics")
-    info.add_argument("out", help="the run's output folder")
+    info.add_argument("out", help="the run's output folder or URL")
+    _add_storage_flag(info)
     info.add_argument("--json", action="store_true", help="print JSON instead of text")
     _add_logging_flags(info)
 
     export = commands.add_parser("export", help="write OUT/viewer/, the interactive browser map (run does it too)")
-    export.add_argument("out", help="the run's output folder")
+    export.add_argument("out", help="the run's output folder or URL")
+    _add_storage_flag(export)
     export.add_argument("--compare", metavar="OTHER_OUT", default=None,
                         help="another run's output folder: a second layout, aligned on shared ids, to animate to")
     _add_logging_flags(export)
@@ -66,10 +68,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_logging_flags(settings)
 
     view = commands.add_parser("view", help="serve OUT/viewer/ on 127.0.0.1 and print its URL")
-    view.add_argument("out", help="the run's output folder")
+    view.add_argument("out", help="the run's output folder or URL (a viewer on object storage is downloaded)")
+    _add_storage_flag(view)
     view.add_argument("--port", type=int, default=0, help="TCP port (default: a free one)")
     _add_logging_flags(view)
     return parser
+
+
+def _add_storage_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--storage-options", default=None, metavar="JSON",
+                        help="fsspec options for a URL, e.g. {\"endpoint_url\": \"http://host:9000\"} "
+                             "(default: AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ... as usual)")
+
+
+def _storage_options(args: argparse.Namespace) -> dict | None:
+    from .settings import BY_NAME, coerce
+
+    return coerce(BY_NAME["storage_options"], args.storage_options)
 
 
 def _default_note(setting) -> str:
@@ -119,7 +134,7 @@ def _demo_command(args: argparse.Namespace) -> int:
 def _info_command(args: argparse.Namespace) -> int:
     from .pipeline import describe, open_run
 
-    info = open_run(args.out)
+    info = open_run(args.out, storage_options=_storage_options(args))
     if args.json:
         print(json.dumps(info.as_dict(), indent=2, default=str))
     else:
@@ -130,7 +145,7 @@ def _info_command(args: argparse.Namespace) -> int:
 def _export_command(args: argparse.Namespace) -> int:
     from .viz.export import export_viewer
 
-    result = export_viewer(args.out, compare=args.compare)
+    result = export_viewer(args.out, compare=args.compare, storage_options=_storage_options(args))
     size = f"{result.data_bytes / 1e6:.1f} MB" if result.data_bytes >= 1e6 else f"{result.data_bytes / 1e3:.0f} kB"
     print(f"viewer: {result.path} ({size} of data); serve it with: tsne-dist view {args.out}")
     return 0
@@ -156,7 +171,7 @@ def _settings_command(args: argparse.Namespace) -> int:
 def _view_command(args: argparse.Namespace) -> int:
     from .viz.server import make_server, serve_until_interrupted, server_url
 
-    server = make_server(args.out, args.port)
+    server = make_server(args.out, args.port, storage_options=_storage_options(args))
     print(f"viewer: {server_url(server)}  (Ctrl+C to stop)", flush=True)
     try:
         serve_until_interrupted(server)

@@ -218,7 +218,8 @@ SETTINGS: tuple[Setting, ...] = (
                     "with one worker process per core (one in-process worker with a thread per core when the "
                     "interaction log is a single Dask partition, e.g. one CSV under 64 MB or one small Parquet "
                     "file: worker processes take longer to start than such a log takes); `tcp://HOST:PORT` uses "
-                    "a running scheduler whose workers see the output folder. The dashboard link is logged"),
+                    "a running scheduler whose workers reach `out` (a shared folder, or object storage: then they "
+                    "need only its URL and credentials). The dashboard link is logged"),
     Setting("knn_shards", "int", 0, "approximate kNN shards on Dask (0 = automatic)", group="cluster", minimum=0,
             details="pynndescent shards on Dask (`--cluster`): one index per shard, each built and queried on "
                     "one worker; each query block asks every other shard for k + 1 candidates, a tree reduction "

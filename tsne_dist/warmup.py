@@ -54,8 +54,8 @@ def _warm_pynndescent(data: np.ndarray) -> None:
 
     for metric in ("euclidean", "inner_product"):
         nearest_neighbors(data, 10, backend="pynndescent", metric=metric, seed=0, n_jobs=1)
-    index = build_shard_index(data, 0, 200, 10, seed=0)
-    query_shard(index, data, np.arange(200, 400), 0, 10)
+    index = build_shard_index(data, 0, 200, np.arange(200), 10, seed=0)
+    query_shard(index, data, 200, 400, 10)
 
 
 def _warm_kernels(data: np.ndarray) -> None:
