@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -135,3 +136,43 @@ def dask_scheduler(tmp_path_factory):
     processes, all on 127.0.0.1; stopped after the module's tests."""
     with dask_processes(tmp_path_factory.mktemp("dask")) as address:
         yield address
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+BUCKET = "maps"
+
+
+@pytest.fixture(scope="module")
+def s3_env():
+    """A moto S3 server on a free loopback port, the AWS variables that point at it (set in this
+    process for the module, and passed to every process started here), and an empty bucket."""
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+           "AWS_EC2_METADATA_DISABLED": "true"}
+    try:
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        from s3fs import S3FileSystem
+
+        with pytest.MonkeyPatch.context() as patch:
+            for key, value in env.items():
+                patch.setenv(key, value)
+            S3FileSystem.clear_instance_cache()  # filesystems cached for another module's server
+            S3FileSystem().mkdir(BUCKET)
+            yield {**os.environ, **env}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        S3FileSystem.clear_instance_cache()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,51 +21,14 @@ import pytest
 from tsne_dist.datasets import synthetic_catalog, synthetic_interactions
 from tsne_dist.store import RunStore
 
-from conftest import dask_processes, run_cli
+from conftest import BUCKET, dask_processes, run_cli
 
 pytest.importorskip("s3fs")
 pytest.importorskip("moto")
 
-BUCKET = "maps"
 FAST_MAP = ["--n-iter", "150", "--early-exaggeration-iter", "50", "--perplexity", "10"]
 SHARDED = ["--knn", "pynndescent", "--knn-shards", "2"]
 LOG_FLAGS = ["--collection-col", "user", "--item-col", "item", "--min-count", "3", "--max-collection-size", "40"]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def s3_env(tmp_path_factory):
-    """A moto S3 server on a free loopback port, the AWS variables that point at it (set in this
-    process for the module, and passed to every process started here), and an empty bucket."""
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
-           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-           "AWS_EC2_METADATA_DISABLED": "true"}
-    try:
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        with pytest.MonkeyPatch.context() as patch:
-            for key, value in env.items():
-                patch.setenv(key, value)
-            import fsspec
-
-            fs = fsspec.filesystem("s3", skip_instance_cache=True)
-            fs.mkdir(BUCKET)
-            yield {**os.environ, **env}
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -228,16 +190,19 @@ def test_the_client_killed_mid_stage_resumes_on_s3(s3, s3_env, inputs, cluster, 
     out = f"s3://{BUCKET}/runs/client-killed"
     args = [sys.executable, "-m", "tsne_dist", "run", "--interactions", inputs["s3_log"], *LOG_FLAGS,
             "--cluster", cluster, *FAST_MAP, "--out", out]
-    process = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env=s3_env)
-    for line in process.stderr:
-        if "stage cooccurrence: started" in line:
-            time.sleep(0.5)
-            process.send_signal(signal.SIGKILL)
+    parts = f"{BUCKET}/runs/client-killed/.cooccurrence-parts"
+    process = subprocess.Popen(args, stderr=subprocess.DEVNULL, env=s3_env)
+    for _ in range(6000):  # kill it as soon as the co-occurrence stage has written scratch parts
+        s3.invalidate_cache()
+        if s3.exists(parts) and s3.find(parts) or process.poll() is not None:
             break
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
     process.wait(timeout=120)
     assert process.returncode == -signal.SIGKILL
     store = RunStore.open(out)
     assert store.marker("items") is not None and store.marker("cooccurrence") is None
+    assert s3.find(parts)  # the killed run's scratch is there; the rerun must ignore it
     assert not s3.exists(f"{BUCKET}/runs/client-killed/layout.parquet")
 
     finished = subprocess.run(args, capture_output=True, text=True, env=s3_env)
@@ -256,6 +221,7 @@ def test_a_location_we_cannot_honour_is_a_one_line_error(s3, s3_env, inputs, cap
         (["--out", f"s3://{BUCKET}/bad/endpoint", "--storage-options", '{"endpoint_url": "http://127.0.0.1:9"}'],
          "check the endpoint"),
         (["--out", f"s3://{BUCKET}/bad/options", "--storage-options", "endpoint_url=x"], "must be a mapping"),
+        (["--out", "s3://"], "names no bucket"),
     ]
     for flags, needle in cases:
         code, _, err = run_cli(capsys, *vectors, *flags)
@@ -263,6 +229,9 @@ def test_a_location_we_cannot_honour_is_a_one_line_error(s3, s3_env, inputs, cap
         assert len(err.strip().splitlines()) == 1 and needle in err, err
     assert os.listdir(tmp_path) == []  # never a local folder named after the URL
     assert not _our_keys(s3, "bad")
+    code, _, err = run_cli(capsys, "info", f"s3://{BUCKET}/runs/vectors", "--storage-options",
+                           '{"endpoint_url": "http://127.0.0.1:9"}')
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "check the endpoint" in err, err
 
     no_credentials = {key: value for key, value in s3_env.items()
                       if key not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
@@ -271,6 +240,10 @@ def test_a_location_we_cannot_honour_is_a_one_line_error(s3, s3_env, inputs, cap
                             capture_output=True, text=True, env=no_credentials)
     assert failed.returncode == 2 and "AWS_ACCESS_KEY_ID" in failed.stderr, failed.stderr
     assert len(failed.stderr.strip().splitlines()) == 1
+    failed = subprocess.run([sys.executable, "-m", "tsne_dist", "run", "--vectors", inputs["s3_vectors"],
+                             "--out", str(tmp_path / "local-out")], capture_output=True, text=True, env=no_credentials)
+    assert failed.returncode == 2 and "cannot read vectors file" in failed.stderr, failed.stderr  # an input, too
+    assert len(failed.stderr.strip().splitlines()) == 1 and not (tmp_path / "local-out").exists()
 
     config = tmp_path / "run.yaml"  # the same credentials in the config file's storage_options work
     config.write_text(f"storage_options:\n  key: testing\n  secret: testing\n"

@@ -37,7 +37,7 @@ def test_cli_flags_and_help_come_from_the_table(capsys):
     for setting in SETTINGS:
         assert flags[setting.cli_flag] == setting.name
     assert set(flags) - {setting.cli_flag for setting in SETTINGS} == {"-h", "--help", "-q", "--quiet", "-v",
-                                                                      "--verbose"}
+                                                                      "--verbose", "--dry-run"}
     args = run.parse_args(["--n-neighbors", "12", "--init", "random", "--overwrite"])
     assert (args.n_neighbors, args.initialization, args.overwrite, args.perplexity) == ("12", "random", True, None)
     text = " ".join(run.format_help().split())

@@ -78,3 +78,21 @@ def test_a_store_at_an_fsspec_url_works_like_a_local_one():
     assert RunStore.open(location).marker("knn") is None
     with pytest.raises(StoreError, match="holds no tsne_dist run"):
         RunStore.open("memory://tsne-dist-tests/runs/none")
+
+
+def test_remove_outputs_on_object_storage_deletes_only_our_keys():
+    """The same rule on an fsspec location (memory:// behaves as an object store: keys, no folders)."""
+    import uuid
+
+    import fsspec
+
+    from tsne_dist.outputs import remove_outputs
+    from tsne_dist.storage import Location
+
+    root = f"tsne-dist-tests/{uuid.uuid4().hex}"
+    fs = fsspec.filesystem("memory")
+    for name in ("layout.parquet", "map.png", "metrics.json", "notes.txt", "viewer/data/manifest.json",
+                 "viewer/index.html", "other/viewer/data/manifest.json"):
+        fs.pipe_file(f"{root}/{name}", b"x")
+    remove_outputs(Location(f"memory://{root}"))
+    assert sorted(fs.find(root)) == [f"/{root}/notes.txt", f"/{root}/other/viewer/data/manifest.json"]

@@ -30,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="make a map from a config file and/or flags")
     run.add_argument("config", nargs="?", help="YAML or TOML config file (flags override it)")
+    run.add_argument("--dry-run", action="store_true",
+                     help="check everything, print the resolved plan and its expected peak memory, write nothing")
     for setting in SETTINGS:
         if setting.kind == "bool":
             run.add_argument(setting.cli_flag, dest=setting.name, action="store_true", default=None,
@@ -116,7 +118,13 @@ def _run_command(args: argparse.Namespace) -> int:
     # an error about a setting the file gave names the file's key, not a flag the user never typed
     args.from_file = {canonical_name(key): os.path.basename(args.config) for key, value in file_values.items()
                       if value is not None and overrides.get(canonical_name(key)) is None}
-    run(build_config(file_values, **overrides))
+    config = build_config(file_values, **overrides)
+    if args.dry_run:
+        from .pipeline.dry_run import plan_report
+
+        print(plan_report(config))
+        return 0
+    run(config)
     return 0
 
 

@@ -1,4 +1,5 @@
-"""A Dask client: a local cluster sized to the machine, or an existing scheduler."""
+"""A Dask client: a local cluster sized to the machine, or an existing scheduler; and the cluster a
+whole run uses (made on Kubernetes or the local GPUs for the run, see :mod:`.kubernetes`)."""
 
 from __future__ import annotations
 
@@ -56,7 +57,8 @@ def dask_client(spec: str = "local", n_workers: int | None = None, *, in_process
             yield client
         return
     if not spec.startswith("tcp://"):
-        raise ConfigError(f"cluster must be 'local' or tcp://HOST:PORT, got {spec!r}")
+        raise ConfigError(f"cluster must be 'local' or tcp://HOST:PORT here, got {spec!r}",
+                          "use cluster_for_run for kubernetes and local-cuda")
     try:
         client = Client(spec, timeout=connect_timeout)
     except (OSError, TimeoutError) as exc:
@@ -66,3 +68,36 @@ def dask_client(spec: str = "local", n_workers: int | None = None, *, in_process
         logger.info("Dask: scheduler %s with %d workers; dashboard %s", spec,
                     len(client.scheduler_info()["workers"]), client.dashboard_link)
         yield client
+
+
+def check_cluster_request(spec: str, kubernetes: dict | None) -> None:
+    """Fail before any work when ``spec`` asks for a cluster this install cannot make.
+
+    Raises
+    ------
+    ConfigError
+        ``kubernetes`` without dask-kubernetes or with a bad ``kubernetes`` section;
+        ``local-cuda`` without dask-cuda.
+    """
+    from .kubernetes import KubernetesSettings, require_extra
+
+    if spec == "kubernetes":
+        KubernetesSettings.from_mapping(kubernetes)
+        require_extra("dask_kubernetes.operator", "k8s", "cluster kubernetes")
+    elif spec == "local-cuda":
+        require_extra("dask_cuda", "gpu", "cluster local-cuda")
+
+
+@contextmanager
+def cluster_for_run(spec: str, kubernetes: dict | None) -> Iterator[str]:
+    """The scheduler address the run's stages use: for ``kubernetes`` and ``local-cuda`` a cluster
+    made for the whole run (its pods or processes start once, not once per stage) and closed
+    after it, also on error; any other ``spec`` is yielded as it is."""
+    if spec not in ("kubernetes", "local-cuda"):
+        yield spec
+        return
+    from .kubernetes import KubernetesSettings, kubernetes_client, local_cuda_client
+
+    made = kubernetes_client(KubernetesSettings.from_mapping(kubernetes)) if spec == "kubernetes" else local_cuda_client()
+    with made as client:
+        yield client.scheduler.address

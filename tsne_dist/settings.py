@@ -30,6 +30,7 @@ from .neighbors.metric import METRICS
 from .tsne.engine import ENGINES
 from .tsne.initialization import INITIALIZATIONS
 
+SIZE_PATTERN = r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$"  # bytes: 8GB, 6GiB, 512MB, 1000000
 KINDS = ("int", "float", "text", "bool", "source", "rate", "mapping")
 
 
@@ -118,7 +119,8 @@ class Setting:
 
 SETTINGS: tuple[Setting, ...] = (
     # inputs
-    Setting("out", "text", None, "output folder", group="output", default_text="required"),
+    Setting("out", "text", None, "output folder, or an fsspec URL (s3://bucket/maps/a)", group="output",
+            default_text="required"),
     Setting("vectors", "source", None, "item vectors: .npy, .parquet or .zarr (path or fsspec URL)", group="input",
             default_text="–", details="item vectors (exactly one of `--vectors` and `--interactions`); see Inputs"),
     Setting("ids", "source", None, "item ids, one per vector row (.npy, .txt, .parquet, .csv)", group="input",
@@ -212,14 +214,23 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("embed_dim", "int", None, "map D-dim PPMI-SVD item vectors instead of the similarity graph",
             group="interactions", minimum=2),
     # cluster
-    Setting("cluster", "text", "local", "Dask: local | tcp://HOST:PORT of a running scheduler", group="cluster",
-            pattern=r"^(local|tcp://\S+)$", pattern_text="'local' or tcp://HOST:PORT",
+    Setting("cluster", "text", "local", "Dask: local | local-cuda | kubernetes | tcp://HOST:PORT", group="cluster",
+            pattern=r"^(local|local-cuda|kubernetes|tcp://\S+)$",
+            pattern_text="'local', 'local-cuda', 'kubernetes' or tcp://HOST:PORT",
             details="Dask for the co-occurrence (and sharded kNN): `local` starts a LocalCluster on 127.0.0.1 "
                     "with one worker process per core (one in-process worker with a thread per core when the "
                     "interaction log is a single Dask partition, e.g. one CSV under 64 MB or one small Parquet "
-                    "file: worker processes take longer to start than such a log takes); `tcp://HOST:PORT` uses "
-                    "a running scheduler whose workers reach `out` (a shared folder, or object storage: then they "
-                    "need only its URL and credentials). The dashboard link is logged"),
+                    "file: worker processes take longer to start than such a log takes); `local-cuda` a dask-cuda "
+                    "LocalCUDACluster, one worker per GPU (extra `gpu`); `kubernetes` a DaskCluster made for the "
+                    "run by the dask-kubernetes operator from the `kubernetes` section and deleted after it, also "
+                    "on error (extra `k8s`; see deploy/README.md); `tcp://HOST:PORT` a running scheduler whose "
+                    "workers reach `out` (a shared folder, or object storage: then they need only its URL and "
+                    "credentials). The dashboard link is logged"),
+    Setting("kubernetes", "mapping", None, "the DaskCluster of `cluster` kubernetes (config file section)",
+            group="cluster",
+            details="with `--cluster kubernetes`: `image` (required), `namespace`, `name`, `n_workers`, "
+                    "`worker_resources`, `gpu_workers`, `gpu_resources`, `env_from_secret` (a Secret with the "
+                    "object-store credentials, given to scheduler and workers); see deploy/README.md"),
     Setting("knn_shards", "int", 0, "approximate kNN shards on Dask (0 = automatic)", group="cluster", minimum=0,
             details="pynndescent shards on Dask (`--cluster`): one index per shard, each built and queried on "
                     "one worker; each query block asks every other shard for k + 1 candidates, a tree reduction "
@@ -231,6 +242,11 @@ SETTINGS: tuple[Setting, ...] = (
                     "...), e.g. `endpoint_url`, `key`, `secret` for s3fs: a mapping in the config file, or JSON "
                     "text. Without it the usual variables apply (`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, "
                     "`AWS_SECRET_ACCESS_KEY`, ...). Credentials are never written to the run store"),
+    Setting("max_memory", "text", None, "memory the run process may use, e.g. 6GiB (default: detected)",
+            group="output", pattern=SIZE_PATTERN, pattern_text="a size such as 8GB, 6GiB or 512MB",
+            details="the run is refused, before its kNN stage (and by `--dry-run`), when the memory model "
+                    "(benchmarks/README.md) expects more; default: the container's cgroup limit, else the "
+                    "machine's memory"),
     Setting("overwrite", "bool", False, "replace a run in `out` made from other input (only our own files)",
             group="output"),
 )

@@ -23,12 +23,15 @@ from typing import Any
 
 import fsspec
 from fsspec.implementations.dirfs import DirFileSystem
+from fsspec.implementations.local import LocalFileSystem
 
 from .errors import StoreError
 
 logger = logging.getLogger("tsne_dist")
 
 SECRET_WORDS = ("key", "secret", "token", "password", "credential", "session")
+# Protocols whose writes appear whole (a key is written once): no temporary name and rename there
+OBJECT_STORES = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss", "memory"}
 
 
 def is_url(location: str) -> bool:
@@ -37,21 +40,35 @@ def is_url(location: str) -> bool:
 
 
 def normalise_location(location: str) -> str:
-    """A local path made absolute (``file://`` stripped); a URL without its trailing slash."""
-    if is_url(location) and location.split("://", 1)[0] == "file":
-        location = location.split("://", 1)[1]
-    if is_url(location):
-        return location.rstrip("/")
-    return os.path.abspath(location)
+    """A local path made absolute (``file://`` stripped); a URL without its trailing slash.
+
+    Raises
+    ------
+    StoreError
+        For a URL that names no bucket or folder (``s3://``).
+    """
+    if not is_url(location):
+        return os.path.abspath(location)
+    protocol, path = location.split("://", 1)
+    if not path.strip("/"):
+        raise StoreError(f"{location} names no bucket or folder", "add one, e.g. s3://bucket/maps/a")
+    if protocol == "file":
+        return os.path.abspath(path)
+    return f"{protocol}://{path.rstrip('/')}"
 
 
-def redact(storage_options: dict[str, Any] | None) -> dict[str, Any] | None:
-    """``storage_options`` with credential values hidden (for logs and the store's attrs)."""
-    if storage_options is None:
-        return None
-    return {key: ("***" if any(word in key.lower() for word in SECRET_WORDS) else
-                  redact(value) if isinstance(value, dict) else value)
-            for key, value in storage_options.items()}
+def redact(value: Any) -> Any:
+    """``storage_options`` (or any value in them) with credentials hidden, for logs and the
+    store's attrs: values of keys naming a secret, and the ``user:password@`` of URLs."""
+    if isinstance(value, dict):
+        return {key: "***" if any(word in str(key).lower() for word in SECRET_WORDS) else redact(item)
+                for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact(item) for item in value]
+    if isinstance(value, str) and "://" in value and "@" in value.split("://", 1)[1].split("/", 1)[0]:
+        scheme, rest = value.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return value
 
 
 class Location:
@@ -144,19 +161,32 @@ class Location:
         with tempfile.TemporaryDirectory(prefix="tsne-dist-") as folder:
             local = os.path.join(folder, name)
             write(local)
-            self.fs.put_file(local, self._path(name))
+            with storage_errors(self, "write to output location"):
+                self._upload(local, self._path(name))
         return self.join(name)
 
+    def _upload(self, local: str, target: str) -> None:
+        """Put a local file at ``target`` whole: an object store's key is written once; on other
+        file systems (sftp, hdfs, ...) the file is uploaded beside it and moved into place."""
+        if set(self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)) & OBJECT_STORES:
+            self.fs.put_file(local, target)
+            return
+        partial = f"{target}.tmp-{uuid.uuid4().hex}"
+        self.fs.put_file(local, partial)
+        self.fs.mv(partial, target)
+
     def put_folder(self, local_folder: str, name: str, last: str) -> str:
-        """Upload ``local_folder`` to ``name`` (replacing what was there), ``last`` (a relative
-        path inside it, the file that says the folder is complete) uploaded last."""
+        """Upload ``local_folder`` to ``name``, ``last`` (a relative path inside it, the file that
+        says the folder is complete) uploaded last. What was at ``name`` is deleted first; the
+        caller checks that it was ours."""
         target = self._path(name)
-        if self.fs.exists(target):
-            self.fs.rm(target, recursive=True)
         files = sorted(os.path.relpath(os.path.join(folder, file), local_folder)
                        for folder, _, names in os.walk(local_folder) for file in names)
-        for relative in [file for file in files if file != last] + [last]:
-            self.fs.put_file(os.path.join(local_folder, relative), f"{target}/{relative.replace(os.sep, '/')}")
+        with storage_errors(self, "write to output location"):
+            if self.fs.exists(target):
+                self.fs.rm(target, recursive=True)
+            for relative in [file for file in files if file != last] + [last]:
+                self._upload(os.path.join(local_folder, relative), f"{target}/{relative.replace(os.sep, '/')}")
         return self.join(name)
 
     def get_folder(self, name: str, local_folder: str) -> str:
@@ -173,7 +203,8 @@ class Location:
     def remove(self, name: str) -> None:
         """Delete the file or folder ``name`` if it exists."""
         if self.exists(name):
-            self.fs.rm(self._path(name), recursive=True)
+            with storage_errors(self, "delete from output location"):
+                self.fs.rm(self._path(name), recursive=True)
 
     def scratch(self, name: str) -> DirFileSystem:
         """A filesystem rooted at the folder ``name`` here, for scratch files that Dask workers
@@ -228,7 +259,7 @@ def storage_errors(location: Location, action: str = "read") -> Iterator[None]:
     naming the location and the fix (a missing file stays a ``FileNotFoundError``)."""
     try:
         yield
-    except StoreError:
+    except (StoreError, KeyError, ValueError, TypeError):  # ours, or about the content, not the storage
         raise
     except FileNotFoundError as exc:
         if action == "read" and "bucket" not in str(exc).lower():
@@ -238,6 +269,11 @@ def storage_errors(location: Location, action: str = "read") -> Iterator[None]:
     except Exception as exc:  # noqa: BLE001 - each storage library raises its own kinds
         raise StoreError(f"cannot {action} {location.url} ({_describe_failure(exc)})",
                          _fix_for(exc, location.is_local)) from None
+
+
+def explain_failure(exc: BaseException, is_local: bool) -> tuple[str, str]:
+    """What went wrong in a storage call, in one line, and what to do about it."""
+    return _describe_failure(exc), _fix_for(exc, is_local)
 
 
 def _describe_failure(exc: BaseException) -> str:
@@ -266,9 +302,11 @@ def _fix_for(exc: BaseException, is_local: bool) -> str:
 
 
 def empty_folder(folder: fsspec.AbstractFileSystem) -> None:
-    """Make the scratch folder ``folder`` (a filesystem rooted there) exist and hold nothing."""
+    """Make the scratch folder ``folder`` (a filesystem rooted there) hold nothing (and exist, on a
+    local disk; object stores have no folders, and s3fs's makedirs would create a bucket)."""
     remove_folder(folder)
-    folder.makedirs("", exist_ok=True)
+    if isinstance(getattr(folder, "fs", folder), LocalFileSystem):
+        folder.makedirs("", exist_ok=True)
 
 
 def remove_folder(folder: fsspec.AbstractFileSystem) -> None:
@@ -280,20 +318,25 @@ def remove_folder(folder: fsspec.AbstractFileSystem) -> None:
 
 @contextmanager
 def storage_options_applied(storage_options: dict[str, Any] | None, urls: list[str]) -> Iterator[None]:
-    """Make ``storage_options`` the defaults of the fsspec protocols of ``urls`` while the block runs.
+    """Make ``storage_options`` the defaults of fsspec protocols while the block runs.
 
-    This is fsspec's own mechanism for per-protocol defaults (``fsspec.config.conf``,
-    also filled from ``FSSPEC_<PROTOCOL>_<OPTION>`` environment variables): every
-    filesystem made for those protocols in the block gets the options, and keeps them
-    when it is pickled to a Dask worker.
+    Options given per protocol (``{"s3": {...}, "gs": {...}}``) go to those protocols;
+    a flat mapping goes to the protocol of the first URL in ``urls`` (the output's,
+    when it is a URL), and so to every URL of that protocol, never to another one
+    (an S3 endpoint is not an HTTP or GCS option). This is fsspec's own mechanism for
+    per-protocol defaults (``fsspec.config.conf``, also filled from
+    ``FSSPEC_<PROTOCOL>_<OPTION>`` environment variables): every filesystem made for
+    those protocols in the block gets the options, and keeps them when it is pickled
+    to a Dask worker.
     """
-    protocols = sorted({url.split("://", 1)[0] for url in urls if is_url(url)} - {"file"})
+    protocols = [url.split("://", 1)[0] for url in urls if is_url(url) and not url.startswith("file://")]
     if not storage_options or not protocols:
         yield
         return
-    saved = {protocol: fsspec.config.conf.get(protocol) for protocol in protocols}
-    for protocol in protocols:
-        fsspec.config.conf[protocol] = {**(saved[protocol] or {}), **storage_options}
+    per_protocol = per_protocol_options(storage_options, protocols[0])
+    saved = {protocol: fsspec.config.conf.get(protocol) for protocol in per_protocol}
+    for protocol, options in per_protocol.items():
+        fsspec.config.conf[protocol] = {**(saved[protocol] or {}), **options}
     try:
         yield
     finally:
@@ -302,3 +345,12 @@ def storage_options_applied(storage_options: dict[str, Any] | None, urls: list[s
                 fsspec.config.conf.pop(protocol, None)
             else:
                 fsspec.config.conf[protocol] = before
+
+
+def per_protocol_options(storage_options: dict[str, Any], default_protocol: str) -> dict[str, dict[str, Any]]:
+    """``{protocol: options}`` from ``storage_options`` given per protocol (every value a mapping
+    and every key a known fsspec protocol), else ``{default_protocol: storage_options}``."""
+    known = set(fsspec.available_protocols())
+    if all(isinstance(value, dict) for value in storage_options.values()) and set(storage_options) <= known:
+        return {protocol: dict(options) for protocol, options in storage_options.items()}
+    return {default_protocol: dict(storage_options)}

@@ -29,12 +29,14 @@ import zarr
 
 from .arrays import read_csr, write_array, write_csr
 from .errors import StoreError
-from .storage import Location, is_url, normalise_location
+from .storage import Location, is_url, normalise_location, storage_errors
 from .version import __version__
 
 logger = logging.getLogger("tsne_dist")
 
 STORE_NAME = "run.zarr"
+# What reading a folder or group that is not (or not yet) a whole Zarr group of ours raises
+NOT_A_STORE = (FileNotFoundError, KeyError, ValueError, TypeError, zarr.errors.BaseZarrError)
 LAYOUT_VERSION = 1
 MARKER_KEY = "stage"
 # Scratch folders beside the store, for the co-occurrence stages (removed when done)
@@ -82,7 +84,8 @@ class RunStore:
         if not store.exists():
             raise StoreError(f"{location} holds no tsne_dist run ({STORE_NAME} is missing)",
                              "pass the output folder of a run")
-        store._root = zarr.open_group(store.url, mode="r", **store._open_options())
+        with storage_errors(Location(store.location, storage_options)):
+            store._root = zarr.open_group(store.url, mode="r", **store._open_options())
         return store
 
     @classmethod
@@ -123,9 +126,14 @@ class RunStore:
         return fsspec.core.url_to_fs(self.url, **(self.storage_options if is_url(self.url) else {}))
 
     def exists(self) -> bool:
-        """True when something is at the store's place (ours or not)."""
-        fs, path = self._fs()
-        return fs.exists(path)
+        """True when something is at the store's place (ours or not).
+
+        Raises
+        ------
+        StoreError
+            When the storage cannot be reached (endpoint, credentials).
+        """
+        return Location(self.location, self.storage_options).exists(STORE_NAME)
 
     def delete(self) -> None:
         """Delete the whole store."""
@@ -153,9 +161,10 @@ class RunStore:
         if not self.exists():
             return False
         try:
-            root = zarr.open_group(self.url, mode="r", **self._open_options())
-            attrs = root.attrs.asdict()
-        except Exception:  # noqa: BLE001 - any unreadable store is not ours to reuse
+            with storage_errors(Location(self.location, self.storage_options)):  # unreachable: refuse, delete nothing
+                root = zarr.open_group(self.url, mode="r", **self._open_options())
+                attrs = root.attrs.asdict()
+        except NOT_A_STORE:  # something that is not a Zarr group of ours is not ours to reuse
             attrs, root = {}, None
         if "layout_version" not in attrs:
             if overwrite:
@@ -203,12 +212,13 @@ class RunStore:
 
     def marker(self, stage: str) -> dict[str, Any] | None:
         """The marker of ``stage`` or None when the stage is not done."""
-        if stage not in self.root:
-            return None
-        try:
-            return self.root[stage].attrs.asdict().get(MARKER_KEY)
-        except Exception:  # noqa: BLE001 - a half-written group is "not done"
-            return None
+        with storage_errors(Location(self.location, self.storage_options)):  # unreachable is an error, not "not done"
+            if stage not in self.root:
+                return None
+            try:
+                return self.root[stage].attrs.asdict().get(MARKER_KEY)
+            except NOT_A_STORE:  # a half-written group is "not done"
+                return None
 
     def is_done(self, stage: str, stage_fingerprint: str) -> bool:
         """True when ``stage`` finished with exactly this fingerprint."""

@@ -28,6 +28,7 @@ import zarr
 from fsspec import AbstractFileSystem
 
 from ..arrays import write_array
+from ..errors import StoreError
 from ..storage import empty_folder, remove_folder
 from .pairs import PAIR_META, PairSpec, partition_pairs, prepare_collections
 
@@ -186,6 +187,12 @@ def build_cooccurrence(client, frame, vocabulary: pd.Index, spec: PairSpec, grou
     futures = client.map(write_chunk, range(math.ceil(nnz / chunk)), data=data, indices=indices, chunk=chunk,
                          nnz=nnz, spans=spans, scratch=scratch, pure=False)
     client.gather(futures)
+    for array in (data, indices):  # a chunk a worker wrote where this process cannot see would read as 0
+        if array.nchunks_initialized != array.nchunks:
+            raise StoreError(f"the Dask workers wrote the co-occurrence matrix where this process cannot read it "
+                             f"({array.nchunks_initialized} of {array.nchunks} chunks of {array.store})",
+                             "give the workers and this process the same output location: a shared folder, "
+                             "or object storage (an fsspec URL as `out`)")
     remove_folder(scratch)
     totals.update({"nnz": nnz, "n_blocks": n_blocks, "block_rows": block_rows})
     group.attrs["n_collections"] = totals.get("kept", 0)
@@ -222,8 +229,28 @@ def _save(scratch: AbstractFileSystem, name: str, array: np.ndarray) -> None:
     scratch.pipe_file(name, payload.getvalue())
 
 
-def _load(scratch: AbstractFileSystem, name: str) -> np.ndarray:
-    return np.load(io.BytesIO(scratch.cat_file(name)))
+def _load_range(scratch: AbstractFileSystem, name: str, start: int, stop: int) -> np.ndarray:
+    """Entries ``start:stop`` of the 1-D ``.npy`` part ``name``, read without the rest of it
+    (a ranged read on object storage).
+
+    Raises
+    ------
+    StoreError
+        When the part is not there: the worker that wrote it saw another folder.
+    """
+    try:
+        with scratch.open(name, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            if version == (1, 0):
+                _, _, dtype = np.lib.format.read_array_header_1_0(handle)
+            else:
+                _, _, dtype = np.lib.format.read_array_header_2_0(handle)
+            handle.seek(handle.tell() + start * dtype.itemsize)
+            return np.frombuffer(handle.read((stop - start) * dtype.itemsize), dtype=dtype)
+    except FileNotFoundError:
+        raise StoreError(f"a Dask worker cannot read the co-occurrence part {name} another worker wrote",
+                         "give the workers the run's output location: a shared folder, or object storage "
+                         "(an fsspec URL as `out`)") from None
 
 
 def write_chunk(index: int, *, data: zarr.Array, indices: zarr.Array, chunk: int, nnz: int,
@@ -237,8 +264,8 @@ def write_chunk(index: int, *, data: zarr.Array, indices: zarr.Array, chunk: int
         if stop <= lo or start >= hi or stop == start:
             continue
         a, b = max(lo, start), min(hi, stop)
-        columns[a - lo:b - lo] = _load(scratch, f"{block}.indices.npy")[a - start:b - start]
-        values[a - lo:b - lo] = _load(scratch, f"{block}.data.npy")[a - start:b - start]
+        columns[a - lo:b - lo] = _load_range(scratch, f"{block}.indices.npy", a - start, b - start)
+        values[a - lo:b - lo] = _load_range(scratch, f"{block}.data.npy", a - start, b - start)
     data[lo:hi] = values
     indices[lo:hi] = columns
     return hi - lo

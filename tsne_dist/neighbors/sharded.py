@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import zarr
 
-from ..errors import ConfigError
+from ..errors import ConfigError, StoreError
 from ..jit import enable_pynndescent_cache
 from ..progress import Progress
 from .locality import spatial_order
@@ -67,7 +67,7 @@ def build_shard_index(rows: Any, start: int, stop: int, ids: np.ndarray, k: int,
     enable_pynndescent_cache()  # in the worker process
     from pynndescent import NNDescent
 
-    shard = np.ascontiguousarray(rows[start:stop], dtype=np.float32)
+    shard = np.ascontiguousarray(readable(rows)[start:stop], dtype=np.float32)
     n_neighbors = min(k + 1, len(shard) - 1)
     index = NNDescent(shard, n_neighbors=n_neighbors, metric="euclidean", random_state=seed, n_jobs=1,
                       low_memory=True, verbose=False, **index_parameters(len(shard)))
@@ -79,9 +79,28 @@ def query_shard(shard: ShardIndex, queries: Any, start: int, stop: int, k: int) 
     """k + 1 candidates of one shard for the query rows ``queries[start:stop]``: global int32
     indices and distances (``queries`` a Zarr array read here, or an in-memory array)."""
     n_found = min(k + 1, len(shard.ids))  # k' = k + 1: the row itself may be among them
-    block = np.ascontiguousarray(queries[start:stop], dtype=np.float32)
+    block = np.ascontiguousarray(readable(queries)[start:stop], dtype=np.float32)
     indices, distances = shard.index.query(block, k=n_found, epsilon=QUERY_EPSILON)
     return _global(indices, shard.ids), distances
+
+
+def readable(rows: Any) -> Any:
+    """``rows`` itself, after checking that this process reads the Zarr array it names (a Zarr
+    array whose store this worker cannot see would read as zeros, its fill value).
+
+    Raises
+    ------
+    StoreError
+        When the array's store is not reachable from here.
+    """
+    if not isinstance(rows, zarr.Array):
+        return rows
+    try:
+        return zarr.open_array(store=rows.store, path=rows.path, mode="r")
+    except (FileNotFoundError, KeyError, ValueError) as exc:
+        raise StoreError(f"a Dask worker cannot read {rows.store} ({type(exc).__name__})",
+                         "give the workers the run's output location: a shared folder, or object storage "
+                         "(an fsspec URL as `out`)") from None
 
 
 def _with_own_shard(shard: ShardIndex, others, local: np.ndarray, rows: np.ndarray, k: int):

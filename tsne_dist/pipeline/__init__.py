@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ..cluster import cluster_for_run
 from ..config import Config
 from ..errors import UserError
 from ..progress import verbose_logging
@@ -47,7 +48,9 @@ def run(config: Config | dict[str, Any] | str, *, verbose: bool = False) -> Resu
         plan = make_plan(config)
         existed = plan.location.is_local and os.path.exists(plan.out)
         try:
-            with storage_options_applied(plan.config.storage_options, plan.urls()):
+            with storage_options_applied(plan.config.storage_options, plan.urls()), \
+                    cluster_for_run(plan.cluster, plan.config.kubernetes) as address:
+                plan = plan.with_cluster(address)
                 return run_interactions(plan) if plan.path == "interactions" else run_vectors(plan)
         except UserError:
             if plan.location.is_local and not existed and os.path.isdir(plan.out) and not os.listdir(plan.out):

@@ -11,8 +11,7 @@ import numpy as np
 from ..outputs import METRICS_FILE
 from ..storage import Location
 from ..store import RunStore
-
-RESOLVED_SHOWN = ("engine", "knn", "initialization", "learning_rate", "perplexity")
+from .plan import RESOLVED_ORDER
 
 
 @dataclass
@@ -84,7 +83,7 @@ def describe(info: RunInfo) -> str:
                  f"seed {config.get('seed')}")
     lines.append("choices (asked -> ran, why):" if info.resolved.get("engine") else
                  "choices: not resolved yet (they are once the item count is known)")
-    for name in RESOLVED_SHOWN:
+    for name in RESOLVED_ORDER:
         choice = info.resolved.get(name)
         if choice:
             lines.append(f"  {name:<15} {choice['requested']} -> {choice['value']}  ({choice['reason']})")

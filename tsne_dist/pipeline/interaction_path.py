@@ -84,7 +84,7 @@ def run_interactions(plan: Plan) -> Result:
                 from ..cluster import dask_client
 
                 # a one-partition log is processed faster than worker processes start
-                clients.append(stack.enter_context(dask_client(config.cluster, in_process=frame.npartitions == 1)))
+                clients.append(stack.enter_context(dask_client(plan.cluster, in_process=frame.npartitions == 1)))
             return clients[0]
 
         ids = items_stage(runner, frame, table, client)

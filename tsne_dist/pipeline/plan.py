@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..cluster import check_cluster_request
 from ..config import Config, build_config, read_config_file
 from ..io.sources import is_in_memory, require_exists
 from ..neighbors import choose_backend, gpu_free_bytes
@@ -26,6 +27,7 @@ from ..tsne import Schedule, choose_engine
 from .inputs import check_vector_columns_named
 
 VECTORS, INTERACTIONS = "vectors", "interactions"
+RESOLVED_ORDER = ("engine", "knn", "initialization", "learning_rate", "perplexity")
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,9 @@ class Plan:
         Neighbours per item.
     schedule : Schedule
         The optimiser schedule as requested (learning rate maybe ``auto``).
+    cluster : str
+        The Dask scheduler the stages use: ``local``, or an address (for ``kubernetes``
+        and ``local-cuda``, of the cluster made for the run; see :meth:`with_cluster`).
     n_items, n_dims : int, optional
         Size of what is mapped, once known (``n_dims`` is None on the similarity graph).
     choices : dict
@@ -71,6 +76,7 @@ class Plan:
     identity: dict[str, Any]
     k: int
     schedule: Schedule
+    cluster: str = "local"
     n_items: int | None = None
     n_dims: int | None = None
     choices: dict[str, Choice] = field(default_factory=dict)
@@ -89,6 +95,10 @@ class Plan:
     def has_vectors(self) -> bool:
         """True when vectors are mapped (the vector path, or interactions with ``embed_dim``)."""
         return self.path == VECTORS or self.config.embed_dim is not None
+
+    def with_cluster(self, address: str) -> "Plan":
+        """This plan with its stages sent to the scheduler at ``address``."""
+        return replace(self, cluster=address)
 
     def for_items(self, n_items: int, n_dims: int | None) -> "Plan":
         """This plan with the size-dependent choices resolved for N items of D dimensions.
@@ -201,10 +211,12 @@ def make_plan(config: Config | dict[str, Any] | str) -> Plan:
         _require_inputs(config, path)
     check_vector_columns_named(config)
     choose_engine(config.engine)  # e.g. engine cupy without a GPU fails before any work
+    check_cluster_request(config.cluster, config.kubernetes)  # e.g. kubernetes without its extra
     if config.knn == "cuml" and (path == VECTORS or config.embed_dim is not None):
         rapids_search()  # knn cuml without cuML or cuVS fails before any work
     schedule = Schedule(**{name: getattr(config, name) for name in Schedule.names()})
-    return Plan(config=config, out=out, path=path, identity=_identity(config), k=config.k, schedule=schedule)
+    return Plan(config=config, out=out, path=path, identity=_identity(config), k=config.k, schedule=schedule,
+                cluster=config.cluster)
 
 
 def _source_urls(config: Config) -> list[str]:

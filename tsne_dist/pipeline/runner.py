@@ -22,6 +22,7 @@ from ..outputs import remove_outputs
 from ..progress import StageTimings
 from ..store import RunStore, fingerprint
 from ..version import __version__
+from .memory import check_fits, expected_memory, format_bytes
 from .plan import Plan
 
 logger = logging.getLogger("tsne_dist")
@@ -54,8 +55,18 @@ class StageRunner:
         return self.plan.config
 
     def resolve(self, n_items: int, n_dims: int | None) -> None:
-        """Resolve the plan's size-dependent choices and record them in the store."""
+        """Resolve the plan's size-dependent choices and record them in the store.
+
+        Raises
+        ------
+        ConfigError
+            When the memory model expects more memory than the run may use
+            (:func:`.memory.check_fits`).
+        """
         self.plan = self.plan.for_items(n_items, n_dims)
+        estimate = expected_memory(n_items, n_dims)
+        logger.info("expected peak memory %s (stage %s)", format_bytes(estimate.peak), estimate.peak_stage)
+        check_fits(estimate, self.config.max_memory)
         for name, choice in self.plan.choices.items():
             if choice.requested != choice.value:
                 logger.info("%s: %s -> %s (%s)", name, choice.requested, choice.value, choice.reason)

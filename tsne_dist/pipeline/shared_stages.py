@@ -37,7 +37,7 @@ def knn_stage(runner: StageRunner) -> None:
     def compute(group):
         vectors = runner.store.read("vectors", "vectors")  # read once for the search and the recall estimate
         result = nearest_neighbors(vectors, plan.k, backend=backend, metric=config.metric, seed=config.seed,
-                                   n_jobs=config.n_jobs, cluster=config.cluster, n_shards=config.knn_shards,
+                                   n_jobs=config.n_jobs, cluster=plan.cluster, n_shards=config.knn_shards,
                                    scratch=group)
         runner.store.write(group, "indices", result.indices)
         runner.store.write(group, "distances", result.distances)

@@ -122,6 +122,11 @@ def export_viewer(out: str, compare: str | None = None, *, color_by: str | None 
         raise StoreError(f"the viewer bundle is not installed in {STATIC_DIR}",
                          'reinstall tsne-dist with Node.js and npm on PATH (pip install -e ".")')
     table = _read_layout(location, LAYOUT_FILE)
+    if location.exists(VIEWER_DIR) and not location.exists(VIEWER_DIR, DATA_DIR, MANIFEST):
+        raise StoreError(f"{location.join(VIEWER_DIR)} exists and is not a viewer we wrote (no {DATA_DIR}/{MANIFEST})",
+                         "move it away; tsne-dist replaces only its own viewer/")
+    if not location.is_local:
+        location.check_writable()  # credentials that may read but not write fail here, in one line
     store = _open_store(location)
     high_d = _read_high_d(store, len(table))
     color_by = color_by if color_by is not None else _stored_color_by(store)
