@@ -99,7 +99,7 @@ def test_values_are_coerced_to_their_type(name, value, expected):
     ("learning_rate", "fast", "learning_rate must be a number or 'auto'"),
     ("learning_rate", -5, "learning_rate must be a positive number or 'auto'"),
     ("overwrite", "maybe", "overwrite must be true or false"),
-    ("cluster", "http://x:1", "cluster must be 'local' or tcp://HOST:PORT"),
+    ("cluster", "http://x:1", "cluster must be 'local', 'local-cuda', 'kubernetes' or tcp://HOST:PORT"),
     ("id_col", 5, "id_col must be text, got 5"),
     ("perplexity", None, "perplexity must be set (default 30)"),
     ("metrics_sample", 9, "metrics_sample must be at least 10"),
