@@ -1,7 +1,8 @@
 """deploy/: every overlay renders with `kubectl kustomize` and validates (core objects with
 kubernetes-validate, Dask objects against the CRD schemas shipped in dask-kubernetes); the
 CronJob's command and the ConfigMap's config pass `tsne-dist run --dry-run`, and the same config
-runs end to end on a real local scheduler with its inputs and outputs on a loopback S3 server."""
+runs end to end on a real local scheduler with its inputs and outputs on a loopback S3 server
+(in test_object_storage.py, beside that module's server and cluster)."""
 
 from __future__ import annotations
 
@@ -11,19 +12,15 @@ import subprocess
 from importlib import resources
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 import yaml
 
-from tsne_dist.datasets import synthetic_interactions
 from tsne_dist.kubernetes import KubernetesSettings, cluster_spec, gpu_worker_group
 
-from conftest import dask_processes, run_cli
+from conftest import run_cli
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 OVERLAYS = ("cpu", "gpu")
-JOB_BUCKET = "tsne-dist"  # the bucket deploy/base/run.yaml names
 
 
 def _kubectl() -> str:
@@ -56,7 +53,7 @@ def validate_dask_object(item: dict) -> None:
     jsonschema.validate(item, _crd_schema(item["kind"]))
 
 
-def _job_config(objects: list[dict]) -> tuple[dict, list[str]]:
+def job_config(objects: list[dict]) -> tuple[dict, list[str]]:
     config_map = next(item for item in objects if item["kind"] == "ConfigMap")
     cron = next(item for item in objects if item["kind"] == "CronJob")
     container = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
@@ -85,7 +82,7 @@ def test_every_overlay_renders_and_validates(overlay):
                for resource in rule["resources"]}
     assert ("kubernetes.dask.org", "daskclusters") in granted and ("", "pods") in granted
 
-    config, command = _job_config(objects)
+    config, command = job_config(objects)
     settings = KubernetesSettings.from_mapping(config["kubernetes"])
     assert settings.image.split(":")[0] == pod["containers"][0]["image"].split(":")[0]  # job and Dask pods alike
     spec = cluster_spec(settings)
@@ -116,41 +113,3 @@ def test_kubernetes_section_errors_are_one_line(tmp_path, capsys, catalog_files)
     code, _, err = run_cli(capsys, "run", str(config), *base[1:])
     assert code == 2 and "unknown key 'n_worker'" in err
     assert not (tmp_path / "o").exists()
-
-
-@pytest.fixture(scope="module")
-def job_inputs(s3_env):
-    """What deploy/base/run.yaml reads, at the keys it names: a basket log and product metadata."""
-    from s3fs import S3FileSystem
-
-    fs = S3FileSystem()
-    fs.mkdir(JOB_BUCKET)
-    items, parts = synthetic_interactions(1500, 400, 20_000, n_categories=5, seed=7, partitions=2)
-    for number, part in enumerate(parts):
-        with fs.open(f"{JOB_BUCKET}/logs/baskets/part-{number}.parquet", "wb") as handle:
-            part.rename(columns={"user": "basket", "item": "product"})[["basket", "product"]].to_parquet(handle)
-    with fs.open(f"{JOB_BUCKET}/catalog/products.parquet", "wb") as handle:
-        items.rename(columns={"item": "product"})[["product", "category"]].to_parquet(handle)
-    return fs
-
-
-def test_the_cronjob_command_passes_a_dry_run_and_its_config_runs_on_a_local_cluster(
-        s3_env, job_inputs, tmp_path, capsys, tmp_path_factory):
-    config, command = _job_config(render("cpu"))
-    path = tmp_path / "run.yaml"
-    path.write_text(yaml.safe_dump(config))
-    argv = [str(path) if word == "/config/run.yaml" else word for word in command[1:]]
-
-    code, out, err = run_cli(capsys, *argv, "--dry-run")  # checks everything, makes no cluster
-    assert code == 0, err
-    assert "interactions -> s3://tsne-dist/maps/products" in out and "cluster: kubernetes" in out
-    assert not job_inputs.exists(f"{JOB_BUCKET}/maps")
-
-    with dask_processes(tmp_path_factory.mktemp("job-cluster"), env=s3_env) as address:
-        code, _, err = run_cli(capsys, *argv[:-2], "--cluster", address, "--n-iter", "150",
-                               "--early-exaggeration-iter", "50")
-    assert code == 0, err
-    with job_inputs.open(f"{JOB_BUCKET}/maps/products/layout.parquet") as handle:
-        layout = pd.read_parquet(handle)
-    assert {"id", "x", "y", "category"} <= set(layout.columns) and np.isfinite(layout[["x", "y"]]).all().all()
-    assert job_inputs.exists(f"{JOB_BUCKET}/maps/products/viewer/data/manifest.json")

@@ -17,6 +17,7 @@ import urllib.request
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from tsne_dist.datasets import synthetic_catalog, synthetic_interactions
 from tsne_dist.store import RunStore
@@ -28,6 +29,8 @@ pytest.importorskip("moto")
 
 FAST_MAP = ["--n-iter", "150", "--early-exaggeration-iter", "50", "--perplexity", "10"]
 SHARDED = ["--knn", "pynndescent", "--knn-shards", "2"]
+# a closed loopback port, tried once (botocore would retry a refused connection for seconds)
+UNREACHABLE = '{"endpoint_url": "http://127.0.0.1:9", "config_kwargs": {"retries": {"max_attempts": 1}}}'
 LOG_FLAGS = ["--collection-col", "user", "--item-col", "item", "--min-count", "3", "--max-collection-size", "40"]
 
 
@@ -218,8 +221,7 @@ def test_a_location_we_cannot_honour_is_a_one_line_error(s3, s3_env, inputs, cap
     cases = [
         (["--out", "nosuchscheme://bucket/maps/a"], "Protocol not known"),
         (["--out", f"s3://no-such-bucket/maps/a"], "create the bucket"),
-        (["--out", f"s3://{BUCKET}/bad/endpoint", "--storage-options", '{"endpoint_url": "http://127.0.0.1:9"}'],
-         "check the endpoint"),
+        (["--out", f"s3://{BUCKET}/bad/endpoint", "--storage-options", UNREACHABLE], "check the endpoint"),
         (["--out", f"s3://{BUCKET}/bad/options", "--storage-options", "endpoint_url=x"], "must be a mapping"),
         (["--out", "s3://"], "names no bucket"),
     ]
@@ -229,8 +231,7 @@ def test_a_location_we_cannot_honour_is_a_one_line_error(s3, s3_env, inputs, cap
         assert len(err.strip().splitlines()) == 1 and needle in err, err
     assert os.listdir(tmp_path) == []  # never a local folder named after the URL
     assert not _our_keys(s3, "bad")
-    code, _, err = run_cli(capsys, "info", f"s3://{BUCKET}/runs/vectors", "--storage-options",
-                           '{"endpoint_url": "http://127.0.0.1:9"}')
+    code, _, err = run_cli(capsys, "info", f"s3://{BUCKET}/runs/vectors", "--storage-options", UNREACHABLE)
     assert code == 2 and len(err.strip().splitlines()) == 1 and "check the endpoint" in err, err
 
     no_credentials = {key: value for key, value in s3_env.items()
@@ -254,3 +255,46 @@ def test_a_location_we_cannot_honour_is_a_one_line_error(s3, s3_env, inputs, cap
     assert finished.returncode == 0, finished.stderr
     stored = RunStore.open(f"s3://{BUCKET}/runs/config-credentials").run_attrs()["config"]["storage_options"]
     assert stored["key"] == stored["secret"] == "***"  # credentials never reach the store
+
+
+JOB_BUCKET = "tsne-dist"  # the bucket deploy/base/run.yaml names
+
+
+@pytest.fixture(scope="module")
+def job_inputs(s3_env):
+    """What deploy/base/run.yaml reads, at the keys it names: a basket log and product metadata."""
+    from s3fs import S3FileSystem
+
+    fs = S3FileSystem()
+    fs.mkdir(JOB_BUCKET)
+    items, parts = synthetic_interactions(1500, 400, 20_000, n_categories=5, seed=7, partitions=2)
+    for number, part in enumerate(parts):
+        with fs.open(f"{JOB_BUCKET}/logs/baskets/part-{number}.parquet", "wb") as handle:
+            part.rename(columns={"user": "basket", "item": "product"})[["basket", "product"]].to_parquet(handle)
+    with fs.open(f"{JOB_BUCKET}/catalog/products.parquet", "wb") as handle:
+        items.rename(columns={"item": "product"})[["product", "category"]].to_parquet(handle)
+    return fs
+
+
+def test_the_cronjob_command_passes_a_dry_run_and_its_config_runs_on_a_local_cluster(
+        cluster, job_inputs, tmp_path, capsys):
+    """deploy/'s CronJob command and ConfigMap config (issue: scheduled runs on Kubernetes), run here
+    against this module's scheduler and S3 server instead of a DaskCluster."""
+    from test_deploy import job_config, render
+
+    config, command = job_config(render("cpu"))
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(config))
+    argv = [str(path) if word == "/config/run.yaml" else word for word in command[1:]]
+
+    code, out, err = run_cli(capsys, *argv, "--dry-run")  # checks everything, makes no cluster
+    assert code == 0, err
+    assert "interactions -> s3://tsne-dist/maps/products" in out and "cluster: kubernetes" in out
+    assert not job_inputs.exists(f"{JOB_BUCKET}/maps")
+
+    code, _, err = run_cli(capsys, *argv[:-2], "--cluster", cluster, *FAST_MAP[:4])
+    assert code == 0, err
+    with job_inputs.open(f"{JOB_BUCKET}/maps/products/layout.parquet") as handle:
+        layout = pd.read_parquet(handle)
+    assert {"id", "x", "y", "category"} <= set(layout.columns) and np.isfinite(layout[["x", "y"]]).all().all()
+    assert job_inputs.exists(f"{JOB_BUCKET}/maps/products/viewer/data/manifest.json")
