@@ -113,3 +113,19 @@ def test_kubernetes_section_errors_are_one_line(tmp_path, capsys, catalog_files)
     code, _, err = run_cli(capsys, "run", str(config), *base[1:])
     assert code == 2 and "unknown key 'n_worker'" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_cluster_kind_without_its_extra_is_a_one_line_error(tmp_path, catalog_files):
+    """Without dask-kubernetes (hidden from the import system in a fresh process) or dask-cuda."""
+    import sys
+
+    config = tmp_path / "run.yaml"
+    config.write_text("kubernetes:\n  image: ghcr.io/example/tsne-dist:0.1.0\n")
+    for cluster, hide, extra in (("kubernetes", "dask_kubernetes", "k8s"), ("local-cuda", "dask_cuda", "gpu")):
+        argv = ["run", str(config), "--vectors", catalog_files["vectors"], "--out", str(tmp_path / "o"),
+                "--cluster", cluster]
+        probe = f"import sys; sys.modules[{hide!r}] = None; from tsne_dist.cli import main; sys.exit(main({argv!r}))"
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.count("\n") == 1 and f'pip install "tsne-dist[{extra}]"' in done.stderr
+    assert not (tmp_path / "o").exists()

@@ -92,3 +92,25 @@ def test_an_output_url_we_cannot_write_is_refused_not_made_a_local_folder(tmp_pa
     assert sorted(os.listdir(tmp_path)) == before  # never a local folder named after the URL
     with pytest.raises(StoreError, match="holds no tsne_dist run"):
         open_run(str(tmp_path / "nothing"))
+
+
+def test_dry_run_prints_the_plan_and_a_plan_over_the_memory_limit_is_refused(tmp_path, capsys, catalog_files):
+    from tsne_dist.pipeline.memory import expected_memory, format_bytes
+
+    out = tmp_path / "o"
+    base = ["run", "--vectors", catalog_files["vectors"], "--out", str(out)]
+    code, text, err = run_cli(capsys, *base, "--dry-run")
+    assert code == 0, err
+    estimate = expected_memory(600, 16)
+    assert f"expected peak memory: {format_bytes(estimate.peak)} (stage {estimate.peak_stage})" in text
+    assert "items: 600 x 16 dimensions" in text and "knn             auto -> bruteforce" in text
+    assert not out.exists()  # a dry run writes nothing
+
+    code, _, err = run_cli(capsys, *base, "--dry-run", "--max-memory", "100MB")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert f"expected to need {format_bytes(estimate.peak)}" in err and "more than the 100 MB of max_memory" in err
+    code, _, err = run_cli(capsys, *base, "--max-memory", "100MB")  # a run is refused before its kNN stage
+    assert code == 2 and "more than the 100 MB" in err
+    assert RunStore.open(str(out)).marker("knn") is None
+    code, _, err = run_cli(capsys, *base, "--dry-run", "--max-memory", "lots")
+    assert code == 2 and "a size such as 8GB" in err
