@@ -93,14 +93,12 @@ def readable(rows: Any) -> Any:
     StoreError
         When the array's store is not reachable from here.
     """
-    if not isinstance(rows, zarr.Array):
+    if not isinstance(rows, zarr.Array) or rows.nchunks_initialized == rows.nchunks:
         return rows
-    try:
-        return zarr.open_array(store=rows.store, path=rows.path, mode="r")
-    except (FileNotFoundError, KeyError, ValueError) as exc:
-        raise StoreError(f"a Dask worker cannot read {rows.store} ({type(exc).__name__})",
-                         "give the workers the run's output location: a shared folder, or object storage "
-                         "(an fsspec URL as `out`)") from None
+    raise StoreError(f"a Dask worker cannot read {rows.store} ({rows.nchunks_initialized} of {rows.nchunks} chunks "
+                     "of the shard-ordered rows found)",
+                     "give the workers the run's output location: a shared folder, or object storage "
+                     "(an fsspec URL as `out`)")
 
 
 def _with_own_shard(shard: ShardIndex, others, local: np.ndarray, rows: np.ndarray, k: int):
