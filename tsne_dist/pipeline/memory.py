@@ -7,7 +7,10 @@ the float32 copies of the N x D vectors the stage holds. ``base`` and ``per_item
 were fitted to the peaks ``metrics.json`` reported for runs of 100,000 and 1,000,000
 synthetic items x 128 dimensions with the default settings (k = 90) on the 2-core
 machine (benchmarks/README.md, "The memory model"); ``vector_copies`` is what the
-stage's code holds. The process's peak is the largest stage's. Dask workers are
+stage's code holds (the rest of the slope is ``per_item``). The process's peak is the
+largest stage's. Without vectors (the similarity graph of the interactions path) the
+same per-item figures are used, an approximation: that path's kNN stage reads the
+co-occurrence matrix in row blocks instead of holding vectors. Dask workers are
 not modelled here (their memory is bounded by a partition or a shard; see
 benchmarks/README.md).
 """
@@ -21,14 +24,18 @@ from ..settings import SIZE_PATTERN
 
 MB = 2**20
 
-# stage: (base MB, bytes per item besides the vectors, float32 copies of the vectors held)
-STAGE_MODEL: dict[str, tuple[float, float, int]] = {
-    "vectors": (250.0, 0.0, 2),
-    "knn": (300.0, 1_500.0, 2),
-    "affinities": (300.0, 2_900.0, 1),
-    "layout": (300.0, 2_600.0, 1),
-    "metrics": (300.0, 1_100.0, 1),
-    "outputs": (400.0, 1_600.0, 1),
+# stage: (base MiB, bytes per item besides the vectors, float32 copies of the N x D vectors held).
+# Fitted to the peaks (MiB) of two runs of synthetic vectors x 128, k = 90 (benchmarks/README.md,
+# "The memory model"): 100k items (kNN by pynndescent in-process) and 1M items (sharded on Dask):
+#   vectors 330.8 / 1012.4, knn 1352.9 / 4029.6, affinities 1166.6 / 6017.1,
+#   layout 1214.4 / 5177.6, metrics 1762.4 / 4398.6, outputs 859.7 / 1134.9.
+STAGE_MODEL: dict[str, tuple[float, float, float]] = {
+    "vectors": (255.0, 26.0, 1.5),
+    "knn": (1055.0, 2095.0, 2.0),
+    "affinities": (628.0, 5651.0, 0.0),
+    "layout": (774.0, 4105.0, 1.0),
+    "metrics": (1470.0, 2559.0, 1.0),
+    "outputs": (829.0, 321.0, 0.0),
 }
 UNITS = {None: 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
          "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
