@@ -107,8 +107,11 @@ def test_the_daskjob_example_validates_against_the_crd():
 def test_kubernetes_section_errors_are_one_line(tmp_path, capsys, catalog_files):
     base = ["run", "--vectors", catalog_files["vectors"], "--out", str(tmp_path / "o"), "--cluster", "kubernetes"]
     code, _, err = run_cli(capsys, *base)
-    assert code == 2 and "names no image" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and "needs a kubernetes section" in err and len(err.strip().splitlines()) == 1
     config = tmp_path / "run.yaml"
+    config.write_text("kubernetes:\n  n_workers: 3\n")
+    code, _, err = run_cli(capsys, "run", str(config), *base[1:])
+    assert code == 2 and "names no image" in err
     config.write_text("kubernetes:\n  image: x\n  n_worker: 3\n")
     code, _, err = run_cli(capsys, "run", str(config), *base[1:])
     assert code == 2 and "unknown key 'n_worker'" in err

@@ -108,7 +108,7 @@ def test_dry_run_prints_the_plan_and_a_plan_over_the_memory_limit_is_refused(tmp
 
     code, _, err = run_cli(capsys, *base, "--dry-run", "--max-memory", "100MB")
     assert code == 2 and len(err.strip().splitlines()) == 1
-    assert f"expected to need {format_bytes(estimate.peak)}" in err and "more than the 100 MB of max_memory" in err
+    assert f"expected to need {format_bytes(estimate.peak)}" in err and "more than the 100 MB of --max-memory" in err
     code, _, err = run_cli(capsys, *base, "--max-memory", "100MB")  # a run is refused before its kNN stage
     assert code == 2 and "more than the 100 MB" in err
     assert RunStore.open(str(out)).marker("knn") is None

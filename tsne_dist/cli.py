@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Sequence
@@ -176,10 +177,15 @@ def _settings_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def _view_command(args: argparse.Namespace) -> int:
     from .viz.server import make_server, serve_until_interrupted, server_url
 
     server = make_server(args.out, args.port, storage_options=_storage_options(args))
+    signal.signal(signal.SIGTERM, _interrupt)  # a downloaded viewer's temporary copy is removed on kill too
     print(f"viewer: {server_url(server)}  (Ctrl+C to stop)", flush=True)
     try:
         serve_until_interrupted(server)

@@ -48,12 +48,11 @@ def dask_client(spec: str = "local", n_workers: int | None = None, *, in_process
         where = {"protocol": "inproc://"} if in_process else {"host": "127.0.0.1"}  # no port for in-process
         with LocalCluster(n_workers=workers, threads_per_worker=threads, processes=not in_process,
                           dashboard_address="127.0.0.1:0", **where) as cluster, Client(cluster) as client:
+            dashboard = _loopback_link(client.dashboard_link)  # it listens on 127.0.0.1 only
             if in_process:
-                logger.info("Dask: local cluster in this process with %d threads; dashboard %s", threads,
-                            client.dashboard_link)
+                logger.info("Dask: local cluster in this process with %d threads; dashboard %s", threads, dashboard)
             else:
-                logger.info("Dask: local cluster with %d worker processes; dashboard %s", workers,
-                            client.dashboard_link)
+                logger.info("Dask: local cluster with %d worker processes; dashboard %s", workers, dashboard)
             yield client
         return
     if not spec.startswith("tcp://"):
@@ -68,6 +67,13 @@ def dask_client(spec: str = "local", n_workers: int | None = None, *, in_process
         logger.info("Dask: scheduler %s with %d workers; dashboard %s", spec,
                     len(client.scheduler_info()["workers"]), client.dashboard_link)
         yield client
+
+
+def _loopback_link(link: str) -> str:
+    """A local cluster's dashboard link with the host it listens on (dask names the machine's address)."""
+    scheme, rest = link.split("://", 1) if "://" in link else ("http", link)
+    port_and_path = rest.split(":", 1)[1] if ":" in rest else rest
+    return f"{scheme}://127.0.0.1:{port_and_path}"
 
 
 def check_cluster_request(spec: str, kubernetes: dict | None) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
@@ -58,7 +59,10 @@ class KubernetesSettings:
         ConfigError
             For an unknown key, a missing ``image`` or a value of the wrong type.
         """
-        values = dict(values or {})
+        if not values:
+            raise ConfigError("cluster kubernetes needs a kubernetes section in the config file",
+                              "add kubernetes: with at least image: (see deploy/README.md)")
+        values = dict(values)
         known = [item.name for item in fields(cls)]
         unknown = sorted(set(values) - set(known))
         if unknown:
@@ -124,6 +128,7 @@ def cluster_spec(settings: KubernetesSettings, name: str | None = None) -> dict[
     spec = operator.make_cluster_spec(name=name or settings.name, image=settings.image,
                                       n_workers=settings.n_workers, resources=settings.worker_resources or None,
                                       worker_command="dask-worker")
+    spec["metadata"]["labels"] = {"app.kubernetes.io/name": "tsne-dist"}  # kubectl get daskcluster -l ... finds it
     for role in ("scheduler", "worker"):
         for container in spec["spec"][role]["spec"]["containers"]:
             container.pop("env", None)  # make_cluster_spec writes env: null, which the schema rejects
@@ -157,8 +162,9 @@ def kubernetes_client(settings: KubernetesSettings) -> Iterator[Any]:
     from distributed import Client
 
     namespace = settings.resolved_namespace()
-    spec = cluster_spec(settings)
-    logger.info("Dask: creating DaskCluster %s in namespace %s (%d workers, image %s)", settings.name, namespace,
+    name = f"{settings.name}-{uuid.uuid4().hex[:8]}"  # a rerun started beside a running night gets its own
+    spec = cluster_spec(settings, name)
+    logger.info("Dask: creating DaskCluster %s in namespace %s (%d workers, image %s)", name, namespace,
                 settings.n_workers, settings.image)
     try:
         cluster = operator.KubeCluster(custom_cluster_spec=spec, namespace=namespace, shutdown_on_close=True)

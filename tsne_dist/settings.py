@@ -362,8 +362,9 @@ def _as_mapping(name: str, value: Any) -> dict[str, Any]:
     if isinstance(value, str):
         try:
             value = json.loads(value)
-        except json.JSONDecodeError:
-            value = None
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{name} is not valid JSON ({exc.msg} at character {exc.pos})",
+                              f'set `{name}` to JSON text such as {{"endpoint_url": "http://host:9000"}}') from None
     if not isinstance(value, dict):
         raise ConfigError(f"{name} must be a mapping of option names to values",
                           f'set `{name}` to a mapping in the config file, or to JSON text such as '

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..cluster import dask_client
 from ..config import Config
 from ..io.vectors import read_vectors
 from ..storage import storage_options_applied
@@ -33,9 +34,14 @@ def plan_report(config: Config | dict[str, Any] | str) -> str:
             n_items, n_dims = vectors.shape
         else:
             n_items, n_dims = config.max_items, config.embed_dim
+    if plan.cluster.startswith("tcp://"):
+        with dask_client(plan.cluster, connect_timeout=10):  # an unreachable scheduler fails here, in one line
+            pass
     lines = [f"plan: {plan.path} -> {plan.out}", f"cluster: {plan.cluster}", f"neighbours per item (k): {plan.k}"]
     if n_items is None:
-        lines.append("items: known after the items stage (set max_items to model the memory)")
+        lines += ["items: known after the items stage; the engine, kNN, initialization and learning rates are "
+                  "resolved then, and the memory is modelled then (set max_items to model it now)",
+                  "dry run: nothing was written"]
         return "\n".join(lines)
     plan = plan.for_items(int(n_items), None if n_dims is None else int(n_dims))
     lines.append(f"items: {n_items:,}" + (f" x {n_dims} dimensions" if n_dims else " (similarity graph)"))

@@ -115,7 +115,7 @@ def format_bytes(value: float) -> str:
 def memory_limit(max_memory: str | None) -> tuple[int, str]:
     """The limit a plan is checked against: ``max_memory`` when set, else :func:`available_memory`."""
     if max_memory is not None:
-        return parse_size(max_memory), "max_memory"
+        return parse_size(max_memory), "`max_memory`"
     return available_memory()
 
 
@@ -135,6 +135,6 @@ def check_fits(estimate: MemoryEstimate, max_memory: str | None) -> None:
             f"the run is expected to need {format_bytes(estimate.peak)} (stage {estimate.peak_stage}, "
             f"{estimate.n_items:,} items" + (f" x {estimate.n_dims}" if estimate.n_dims else "")
             + f"), more than the {format_bytes(limit)} of {source}",
-            "give the process more memory, lower `max_items` or `embed_dim`, or set `max_memory` if the "
-            "limit is wrong")
+            "give the process more memory, map fewer items (interactions: `max_items`), or set `max_memory` "
+            "if the limit is wrong")
 
