@@ -222,7 +222,8 @@ def test_a_location_we_cannot_honour_is_a_one_line_error(s3, s3_env, inputs, cap
         (["--out", "nosuchscheme://bucket/maps/a"], "Protocol not known"),
         (["--out", f"s3://no-such-bucket/maps/a"], "create the bucket"),
         (["--out", f"s3://{BUCKET}/bad/endpoint", "--storage-options", UNREACHABLE], "check the endpoint"),
-        (["--out", f"s3://{BUCKET}/bad/options", "--storage-options", "endpoint_url=x"], "must be a mapping"),
+        (["--out", f"s3://{BUCKET}/bad/options", "--storage-options", "endpoint_url=x"], "is not valid JSON"),
+        (["--out", f"s3://{BUCKET}/bad/options", "--storage-options", '["endpoint_url"]'], "must be a mapping"),
         (["--out", "s3://"], "names no bucket"),
     ]
     for flags, needle in cases:
