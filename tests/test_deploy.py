@@ -132,3 +132,22 @@ def test_a_cluster_kind_without_its_extra_is_a_one_line_error(tmp_path, catalog_
         assert done.returncode == 2, done.stderr
         assert done.stderr.count("\n") == 1 and f'pip install "tsne-dist[{extra}]"' in done.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_the_dask_pods_commands_exist_in_this_install():
+    """The scheduler and worker commands our DaskCluster and the DaskJob example give exist (distributed
+    2026.6 removed the dask-scheduler and dask-worker scripts): `dask scheduler --help` and
+    `dask worker --help` run here, as they would in an image of this package."""
+    import sys
+
+    settings = KubernetesSettings.from_mapping({"image": "x"})
+    spec = cluster_spec(settings)
+    job = yaml.safe_load((DEPLOY / "daskjob" / "daskjob.yaml").read_text())["spec"]["cluster"]
+    commands = {tuple(role["spec"]["containers"][0]["args"][:2])
+                for role in (spec["spec"]["scheduler"], spec["spec"]["worker"], job["spec"]["scheduler"],
+                             job["spec"]["worker"])}
+    assert commands == {("dask", "scheduler"), ("dask", "worker")}
+    dask = Path(sys.executable).with_name("dask")
+    for _, command in commands:
+        done = subprocess.run([str(dask), command, "--help"], capture_output=True, text=True)
+        assert done.returncode == 0 and "Usage" in done.stdout, done.stderr

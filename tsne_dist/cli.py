@@ -120,6 +120,8 @@ def _run_command(args: argparse.Namespace) -> int:
     args.from_file = {canonical_name(key): os.path.basename(args.config) for key, value in file_values.items()
                       if value is not None and overrides.get(canonical_name(key)) is None}
     config = build_config(file_values, **overrides)
+    # kubelet stops a pod with SIGTERM: end like Ctrl+C, so a cluster made for the run is deleted
+    signal.signal(signal.SIGTERM, _interrupt)
     if args.dry_run:
         from .pipeline.dry_run import plan_report
 

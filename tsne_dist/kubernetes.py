@@ -35,6 +35,10 @@ logger = logging.getLogger("tsne_dist")
 
 SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 DEFAULT_GPU_RESOURCES = {"limits": {"nvidia.com/gpu": "1"}}
+# The operator deletes a DaskCluster idle this long: a backstop for a job pod killed outright (its
+# `finally` never runs). As long as the CronJob's activeDeadlineSeconds, since the scheduler counts a
+# run's client-only stages (the layout) as idle.
+IDLE_TIMEOUT_S = 21_600
 
 
 @dataclass(frozen=True)
@@ -127,7 +131,10 @@ def cluster_spec(settings: KubernetesSettings, name: str | None = None) -> dict[
     operator = require_extra("dask_kubernetes.operator", "k8s", "cluster kubernetes")
     spec = operator.make_cluster_spec(name=name or settings.name, image=settings.image,
                                       n_workers=settings.n_workers, resources=settings.worker_resources or None,
-                                      worker_command="dask-worker")
+                                      worker_command="dask worker", idle_timeout=IDLE_TIMEOUT_S)
+    scheduler = spec["spec"]["scheduler"]["spec"]["containers"][0]
+    if scheduler["args"][:1] == ["dask-scheduler"]:  # distributed 2026.6 removed the dask-scheduler script
+        scheduler["args"] = ["dask", "scheduler", *scheduler["args"][1:]]
     spec["metadata"]["labels"] = {"app.kubernetes.io/name": "tsne-dist"}  # kubectl get daskcluster -l ... finds it
     for role in ("scheduler", "worker"):
         for container in spec["spec"][role]["spec"]["containers"]:
@@ -144,7 +151,8 @@ def gpu_worker_group(settings: KubernetesSettings, cluster_name: str) -> dict[st
     worker["replicas"] = settings.gpu_workers
     container = worker["spec"]["containers"][0]
     container["resources"] = settings.gpu_resources
-    container["args"] = ["dask-cuda-worker", *container["args"][1:]]
+    container["args"] = ["dask", "cuda", "worker", *container["args"][2:]]  # after "dask", "worker"
+    worker["spec"]["tolerations"] = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
     return {"apiVersion": spec["apiVersion"], "kind": "DaskWorkerGroup",
             "metadata": {"name": f"{cluster_name}-gpu"}, "spec": {"cluster": cluster_name, "worker": worker}}
 
@@ -169,8 +177,10 @@ def kubernetes_client(settings: KubernetesSettings) -> Iterator[Any]:
     try:
         cluster = operator.KubeCluster(custom_cluster_spec=spec, namespace=namespace, shutdown_on_close=True)
     except Exception as exc:  # noqa: BLE001 - kr8s and the API server raise many kinds
+        _delete_cluster(name, namespace)  # it may exist half-made (a scheduler that never came up)
         raise ConfigError(f"cannot create the Dask cluster on Kubernetes ({str(exc).splitlines()[0][:200]})",
-                          "check the operator is installed and the service account may create daskclusters") from None
+                          "check the operator is installed, the service account may create daskclusters, and "
+                          "the image and resources can be scheduled") from None
     try:
         if settings.gpu_workers:
             cluster.add_worker_group(name="gpu", custom_spec=gpu_worker_group(settings, cluster.name)["spec"]["worker"])
@@ -180,6 +190,17 @@ def kubernetes_client(settings: KubernetesSettings) -> Iterator[Any]:
     finally:
         logger.info("Dask: deleting DaskCluster %s", cluster.name)
         cluster.close()
+
+
+def _delete_cluster(name: str, namespace: str) -> None:
+    """Best effort: delete the DaskCluster ``name`` if it exists (its pods go with it)."""
+    try:
+        import kr8s
+
+        for found in kr8s.get("daskclusters.kubernetes.dask.org", name, namespace=namespace):
+            found.delete()
+    except Exception:  # noqa: BLE001 - nothing to delete, or no API: the operator's idle timeout remains
+        logger.debug("no DaskCluster %s to delete", name)
 
 
 @contextmanager
