@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import Sequence
 
@@ -121,7 +122,7 @@ def _run_command(args: argparse.Namespace) -> int:
                       if value is not None and overrides.get(canonical_name(key)) is None}
     config = build_config(file_values, **overrides)
     # kubelet stops a pod with SIGTERM: end like Ctrl+C, so a cluster made for the run is deleted
-    signal.signal(signal.SIGTERM, _interrupt)
+    _end_on_sigterm()
     if args.dry_run:
         from .pipeline.dry_run import plan_report
 
@@ -183,11 +184,18 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def _end_on_sigterm() -> None:
+    """Treat SIGTERM (kubelet stopping a pod, ``kill``) as Ctrl+C, so ``finally`` blocks run (a
+    cluster made for the run is deleted); only the main thread may set a handler."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
 def _view_command(args: argparse.Namespace) -> int:
     from .viz.server import make_server, serve_until_interrupted, server_url
 
     server = make_server(args.out, args.port, storage_options=_storage_options(args))
-    signal.signal(signal.SIGTERM, _interrupt)  # a downloaded viewer's temporary copy is removed on kill too
+    _end_on_sigterm()  # a downloaded viewer's temporary copy is removed on kill too
     print(f"viewer: {server_url(server)}  (Ctrl+C to stop)", flush=True)
     try:
         serve_until_interrupted(server)
