@@ -1,5 +1,6 @@
-"""A real S3-compatible server on 127.0.0.1 for the benchmarks: moto's server mode in a
-subprocess, and the AWS variables that point clients (and Dask workers) at it."""
+"""A real S3-compatible server on 127.0.0.1 for the benchmarks and the tests (tests/conftest.py):
+moto's server mode in a subprocess, and the AWS variables that point clients (and Dask workers)
+at it."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from collections.abc import Iterator
 @contextlib.contextmanager
 def loopback_s3(bucket: str) -> Iterator[dict[str, str]]:
     """Start ``moto.server`` on a free loopback port, create ``bucket``, set the AWS variables in
-    this process (children inherit them) and yield them; stop the server at the end."""
+    this process (children inherit them, and they are restored at the end) and yield them; stop
+    the server at the end."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -32,13 +34,15 @@ def loopback_s3(bucket: str) -> Iterator[dict[str, str]]:
                 break
             except OSError:
                 time.sleep(0.1)
-        import fsspec
+        from s3fs import S3FileSystem
 
-        fsspec.filesystem("s3", skip_instance_cache=True).mkdir(bucket)
+        S3FileSystem.clear_instance_cache()  # filesystems made for an earlier server
+        S3FileSystem().mkdir(bucket)
         yield env
     finally:
         server.terminate()
         server.wait(timeout=60)
+        S3FileSystem.clear_instance_cache()
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)

@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,9 @@ import zarr
 
 from tsne_dist.cli import main
 from tsne_dist.datasets import synthetic_catalog
+
+# benchmarks/loopback_s3.py (the moto S3 server) serves the tests too
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
 
 # Short optimisation for tests that check plumbing rather than map quality.
 FAST = ["--n-iter", "120", "--early-exaggeration-iter", "40", "--perplexity", "10"]
@@ -138,41 +140,15 @@ def dask_scheduler(tmp_path_factory):
         yield address
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 BUCKET = "maps"
 
 
 @pytest.fixture(scope="module")
 def s3_env():
-    """A moto S3 server on a free loopback port, the AWS variables that point at it (set in this
-    process for the module, and passed to every process started here), and an empty bucket."""
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
-           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-           "AWS_EC2_METADATA_DISABLED": "true"}
-    try:
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        from s3fs import S3FileSystem
+    """A moto S3 server on a free loopback port (benchmarks/loopback_s3.py) with an empty bucket,
+    the AWS variables that point at it set in this process for the module; yields the environment
+    to pass to every process started here."""
+    from loopback_s3 import loopback_s3
 
-        with pytest.MonkeyPatch.context() as patch:
-            for key, value in env.items():
-                patch.setenv(key, value)
-            S3FileSystem.clear_instance_cache()  # filesystems cached for another module's server
-            S3FileSystem().mkdir(BUCKET)
-            yield {**os.environ, **env}
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        S3FileSystem.clear_instance_cache()
+    with loopback_s3(BUCKET):
+        yield dict(os.environ)

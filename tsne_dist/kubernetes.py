@@ -137,23 +137,28 @@ def cluster_spec(settings: KubernetesSettings, name: str | None = None) -> dict[
         scheduler["args"] = ["dask", "scheduler", *scheduler["args"][1:]]
     spec["metadata"]["labels"] = {"app.kubernetes.io/name": "tsne-dist"}  # kubectl get daskcluster -l ... finds it
     for role in ("scheduler", "worker"):
-        for container in spec["spec"][role]["spec"]["containers"]:
-            container.pop("env", None)  # make_cluster_spec writes env: null, which the schema rejects
-            if settings.env_from_secret:
-                container["envFrom"] = [{"secretRef": {"name": settings.env_from_secret}}]
+        _with_secret(spec["spec"][role]["spec"], settings)
     return spec
 
 
+def _with_secret(pod_spec: dict[str, Any], settings: KubernetesSettings) -> None:
+    """Drop the ``env: null`` that dask-kubernetes writes (the CRD schema rejects it) and give every
+    container the credentials Secret as ``envFrom``."""
+    for container in pod_spec["containers"]:
+        container.pop("env", None)
+        if settings.env_from_secret:
+            container["envFrom"] = [{"secretRef": {"name": settings.env_from_secret}}]
+
+
 def gpu_worker_group(settings: KubernetesSettings, cluster_name: str) -> dict[str, Any]:
-    """The ``DaskWorkerGroup`` of GPU workers (``nvidia.com/gpu`` limits) for ``cluster_name``."""
-    spec = cluster_spec(settings, cluster_name)
-    worker = spec["spec"]["worker"]
-    worker["replicas"] = settings.gpu_workers
-    container = worker["spec"]["containers"][0]
-    container["resources"] = settings.gpu_resources
-    container["args"] = ["dask", "cuda", "worker", *container["args"][2:]]  # after "dask", "worker"
+    """The ``DaskWorkerGroup`` of GPU workers (``nvidia.com/gpu`` limits, the GPU taint tolerated)
+    for ``cluster_name``, made with dask-kubernetes' ``make_worker_spec``."""
+    operator = require_extra("dask_kubernetes.operator", "k8s", "cluster kubernetes")
+    worker = operator.make_worker_spec(image=settings.image, n_workers=settings.gpu_workers,
+                                       resources=settings.gpu_resources, worker_command="dask cuda worker")
+    _with_secret(worker["spec"], settings)
     worker["spec"]["tolerations"] = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
-    return {"apiVersion": spec["apiVersion"], "kind": "DaskWorkerGroup",
+    return {"apiVersion": "kubernetes.dask.org/v1", "kind": "DaskWorkerGroup",
             "metadata": {"name": f"{cluster_name}-gpu"}, "spec": {"cluster": cluster_name, "worker": worker}}
 
 

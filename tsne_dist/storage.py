@@ -25,7 +25,7 @@ import fsspec
 from fsspec.implementations.dirfs import DirFileSystem
 from fsspec.implementations.local import LocalFileSystem
 
-from .errors import StoreError
+from .errors import StoreError, UserError
 
 logger = logging.getLogger("tsne_dist")
 
@@ -254,26 +254,20 @@ def write_atomically(path: str, write: Callable[[str], None]) -> None:
 
 
 @contextmanager
-def storage_errors(location: Location, action: str = "read") -> Iterator[None]:
-    """Turn a storage library's failure to reach or write ``location`` into one :class:`StoreError`
-    naming the location and the fix (a missing file stays a ``FileNotFoundError``)."""
+def storage_errors(location: Location | str, action: str = "read",
+                   error: type[UserError] = StoreError) -> Iterator[None]:
+    """Turn a storage library's failure to reach or write ``location`` (a :class:`Location` or a URL)
+    into one ``error`` naming it and the fix: credentials, endpoint, bucket, permission. Errors
+    about the content, and a missing file when reading (not a missing bucket), pass unchanged."""
+    url = location.url if isinstance(location, Location) else location
     try:
         yield
-    except (StoreError, KeyError, ValueError, TypeError):  # ours, or about the content, not the storage
+    except (UserError, KeyError, ValueError, TypeError):  # ours, or about the content, not the storage
         raise
-    except FileNotFoundError as exc:
-        if action == "read" and "bucket" not in str(exc).lower():
-            raise
-        raise StoreError(f"cannot {action} {location.url} ({_describe_failure(exc)})",
-                         _fix_for(exc, location.is_local)) from None
     except Exception as exc:  # noqa: BLE001 - each storage library raises its own kinds
-        raise StoreError(f"cannot {action} {location.url} ({_describe_failure(exc)})",
-                         _fix_for(exc, location.is_local)) from None
-
-
-def explain_failure(exc: BaseException, is_local: bool) -> tuple[str, str]:
-    """What went wrong in a storage call, in one line, and what to do about it."""
-    return _describe_failure(exc), _fix_for(exc, is_local)
+        if isinstance(exc, FileNotFoundError) and action.startswith("read") and "bucket" not in str(exc).lower():
+            raise
+        raise error(f"cannot {action} {url} ({_describe_failure(exc)})", _fix_for(exc, not is_url(url))) from None
 
 
 def _describe_failure(exc: BaseException) -> str:

@@ -21,7 +21,6 @@ import json
 import logging
 from typing import Any
 
-import fsspec
 from fsspec.implementations.dirfs import DirFileSystem
 import numpy as np
 import scipy.sparse as sp
@@ -67,7 +66,8 @@ class RunStore:
     def __init__(self, location: str, *, storage_options: dict[str, Any] | None = None) -> None:
         self.location = normalise_location(location)
         self.storage_options = dict(storage_options or {})
-        self.url = Location(self.location, self.storage_options).join(STORE_NAME)
+        self.place = Location(self.location, self.storage_options)  # the output location the store lives in
+        self.url = self.place.join(STORE_NAME)
         self._root: zarr.Group | None = None
 
     # opening -------------------------------------------------------------
@@ -84,7 +84,7 @@ class RunStore:
         if not store.exists():
             raise StoreError(f"{location} holds no tsne_dist run ({STORE_NAME} is missing)",
                              "pass the output folder of a run")
-        with storage_errors(Location(store.location, storage_options)):
+        with storage_errors(store.place):
             store._root = zarr.open_group(store.url, mode="r", **store._open_options())
         return store
 
@@ -122,9 +122,6 @@ class RunStore:
     def _open_options(self) -> dict[str, Any]:
         return {"storage_options": self.storage_options} if is_url(self.url) and self.storage_options else {}
 
-    def _fs(self) -> tuple[fsspec.AbstractFileSystem, str]:
-        return fsspec.core.url_to_fs(self.url, **(self.storage_options if is_url(self.url) else {}))
-
     def exists(self) -> bool:
         """True when something is at the store's place (ours or not).
 
@@ -133,12 +130,11 @@ class RunStore:
         StoreError
             When the storage cannot be reached (endpoint, credentials).
         """
-        return Location(self.location, self.storage_options).exists(STORE_NAME)
+        return self.place.exists(STORE_NAME)
 
     def delete(self) -> None:
         """Delete the whole store."""
-        fs, path = self._fs()
-        fs.rm(path, recursive=True)
+        self.place.remove(STORE_NAME)
         self._root = None
 
     def check_reusable(self, identity: dict[str, Any], overwrite: bool) -> bool:
@@ -161,7 +157,7 @@ class RunStore:
         if not self.exists():
             return False
         try:
-            with storage_errors(Location(self.location, self.storage_options)):  # unreachable: refuse, delete nothing
+            with storage_errors(self.place):  # unreachable: refuse, delete nothing
                 root = zarr.open_group(self.url, mode="r", **self._open_options())
                 attrs = root.attrs.asdict()
         except NOT_A_STORE:  # something that is not a Zarr group of ours is not ours to reuse
@@ -212,7 +208,7 @@ class RunStore:
 
     def marker(self, stage: str) -> dict[str, Any] | None:
         """The marker of ``stage`` or None when the stage is not done."""
-        with storage_errors(Location(self.location, self.storage_options)):  # unreachable is an error, not "not done"
+        with storage_errors(self.place):  # unreachable is an error, not "not done"
             if stage not in self.root:
                 return None
             try:
@@ -284,7 +280,7 @@ class RunStore:
     def scratch(self, name: str) -> DirFileSystem:
         """A scratch folder beside the store (``COOCCURRENCE_PARTS``, ``SPILLED_LOG``), as a
         filesystem rooted there that Dask workers can use with nothing but its storage options."""
-        return Location(self.location, self.storage_options).scratch(name)
+        return self.place.scratch(name)
 
 
 def _describe_identity(identity: Any) -> str:

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError, UserError
+from ..storage import storage_errors
 
 
 def open_fs(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -55,7 +56,7 @@ def require_exists(url: Source, what: str) -> None:
     if is_in_memory(url):
         return
     fs, path = open_fs(url)
-    with reachable(url, what):
+    with storage_errors(url, f"read {what}", InputError):
         found = fs.exists(path)
     if not found:
         raise InputError(f"{what} {url} does not exist", "check the path")
@@ -70,7 +71,7 @@ def describe_source(url: Source) -> dict[str, Any]:
     if is_in_memory(url):
         return {"url": "in-memory", "content": content_hash(url if isinstance(url, pd.DataFrame) else np.asarray(url))}
     fs, path = open_fs(url)
-    with reachable(url, "input"):
+    with storage_errors(url, "read input", InputError):
         info = fs.info(path)
         entries = fs.find(path, detail=True) if info.get("type") == "directory" else {}
     stamp = _stamp_of(info)
@@ -128,18 +129,3 @@ def reading(url: object, what: str) -> Iterator[None]:
         first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise InputError(f"cannot read {what} {source_name(url)}: {first_line}",
                          "check that the file is complete and in the format its name says") from None
-
-
-@contextmanager
-def reachable(url: str, what: str) -> Iterator[None]:
-    """Turn a storage library's failure to reach ``url`` (credentials, endpoint, bucket) into one
-    :class:`InputError` naming it and the fix; a missing file stays ``FileNotFoundError``."""
-    from ..storage import explain_failure
-
-    try:
-        yield
-    except (UserError, FileNotFoundError):
-        raise
-    except Exception as exc:  # noqa: BLE001 - each storage library raises its own kinds
-        problem, fix = explain_failure(exc, is_local="://" not in url)
-        raise InputError(f"cannot read {what} {url} ({problem})", fix) from None

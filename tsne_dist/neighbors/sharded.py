@@ -84,16 +84,24 @@ def query_shard(shard: ShardIndex, queries: Any, start: int, stop: int, k: int) 
     return _global(indices, shard.ids), distances
 
 
+_READABLE: set[tuple[str, str]] = set()  # arrays this process has found whole
+
+
 def readable(rows: Any) -> Any:
     """``rows`` itself, after checking that this process reads the Zarr array it names (a Zarr
-    array whose store this worker cannot see would read as zeros, its fill value).
+    array whose store this worker cannot see would read as zeros, its fill value). The check
+    lists the array's chunks once per worker process, not once per query task.
 
     Raises
     ------
     StoreError
         When the array's store is not reachable from here.
     """
-    if not isinstance(rows, zarr.Array) or rows.nchunks_initialized == rows.nchunks:
+    if not isinstance(rows, zarr.Array):
+        return rows
+    key = (str(rows.store), rows.path)
+    if key in _READABLE or rows.nchunks_initialized == rows.nchunks:
+        _READABLE.add(key)
         return rows
     raise StoreError(f"a Dask worker cannot read {rows.store} ({rows.nchunks_initialized} of {rows.nchunks} chunks "
                      "of the shard-ordered rows found)",
