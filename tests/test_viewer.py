@@ -23,7 +23,8 @@ from tsne_dist.cli import main
 from tsne_dist.datasets import synthetic_catalog
 from tsne_dist.errors import StoreError
 from tsne_dist.store import MARKER_KEY
-from tsne_dist.viz.export import align_layout, export_viewer, outlier_scores, pack_bits, unpack_bits
+from tsne_dist.stability import align_layout
+from tsne_dist.viz.export import export_viewer, outlier_scores, pack_bits, unpack_bits
 from tsne_dist.viz.kept import TIE_RTOL, kept_counts
 
 XSS = "<img src=x onerror=alert(1)>"

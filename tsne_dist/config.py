@@ -67,6 +67,9 @@ class _ConfigMethods:
         if self.vectors is not None and self.interactions is not None:
             raise ConfigError("both vectors and interactions given", "pass only one of `vectors` and `interactions`")
         check_schedule(self.n_iter, self.early_exaggeration_iter)
+        if self.affinity_neighbors is not None and self.affinity_neighbors > self.k:
+            raise ConfigError(f"affinity_neighbors {self.affinity_neighbors} exceeds the {self.k} neighbours "
+                              "searched", "set `affinity_neighbors` to at most `n_neighbors`")
         if self.interactions is not None:
             if self.tau is not None and self.time_col is None:
                 raise ConfigError("tau needs a timestamp column", "set `time_col`, or drop `tau`")
@@ -127,7 +130,7 @@ def read_config_file(path: str) -> dict[str, Any]:
     for key in values:
         _check_known(key, f" in {os.path.basename(path)}")
     folder = os.path.dirname(os.path.abspath(path))
-    for key in (*SOURCE_SETTINGS, "out"):
+    for key in (*SOURCE_SETTINGS, "out", "init_from"):
         value = values.get(key)
         if isinstance(value, str) and "://" not in value and not os.path.isabs(os.path.expanduser(value)):
             values[key] = os.path.join(folder, value)

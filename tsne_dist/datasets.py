@@ -109,6 +109,64 @@ def synthetic_catalog(n_items: int, n_dims: int = 64, *, n_categories: int = 20,
     return vectors, metadata
 
 
+def catalog_days(n_items: int, n_dims: int = 64, *, removed: float = 0.05, added: float = 0.05,
+                 perturbed: float = 0.2, noise: float = 0.5, seed: int = 0
+                 ) -> tuple[np.ndarray, pd.DataFrame, np.ndarray, pd.DataFrame]:
+    """Two days of a :func:`synthetic_catalog`: day 2 is day 1 with items removed, added and moved.
+
+    Day 2 drops a random ``removed`` share of day 1's items, adds ``added`` x N new
+    items drawn from the same catalog (same categories and manifolds), and moves a
+    random ``perturbed`` share of the kept items by Gaussian noise whose expected length
+    is ``noise`` times day 1's median nearest-neighbour distance (0.5: half the way to a
+    typical nearest neighbour, a slight move). Ids are stable across the days.
+
+    Parameters
+    ----------
+    n_items, n_dims : int
+        Day 1's size and the vector dimension.
+    removed, added, perturbed : float
+        Shares of day 1's items (0-1).
+    noise : float
+        Length of the perturbation, in day 1's median nearest-neighbour distances
+        (estimated on 1,000 sampled items).
+    seed : int
+        Seed.
+
+    Returns
+    -------
+    day1_vectors, day1_metadata, day2_vectors, day2_metadata
+        float32 (N1, D) and (N2, D) arrays and their metadata (``id`` first), rows in id order
+        of day 1, then the new items.
+    """
+    n_added = int(round(added * n_items))
+    vectors, metadata = synthetic_catalog(n_items + n_added, n_dims, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    day1 = np.arange(n_items)
+    kept = np.sort(rng.choice(n_items, size=n_items - int(round(removed * n_items)), replace=False))
+    day2_rows = np.concatenate([kept, np.arange(n_items, n_items + n_added)])
+    day2 = vectors[day2_rows].copy()
+    moved = rng.choice(len(kept), size=int(round(perturbed * len(kept))), replace=False)
+    per_dimension = noise * _median_neighbour_distance(vectors[:n_items], rng) / np.sqrt(n_dims)
+    day2[moved] += rng.normal(0.0, per_dimension, size=(len(moved), n_dims)).astype(np.float32)
+    return (vectors[day1], metadata.iloc[day1].reset_index(drop=True), day2,
+            metadata.iloc[day2_rows].reset_index(drop=True))
+
+
+def _median_neighbour_distance(vectors: np.ndarray, rng: np.random.Generator, n_queries: int = 1000,
+                               block: int = 32) -> float:
+    """Median Euclidean distance from sampled rows to their nearest other row (exact, in blocks)."""
+    queries = rng.choice(len(vectors), size=min(n_queries, len(vectors)), replace=False)
+    data = vectors.astype(np.float64)
+    norms = (data * data).sum(axis=1)
+    nearest = []
+    for start in range(0, len(queries), block):
+        rows = queries[start:start + block]
+        squared = norms[rows][:, None] + norms[None, :] - 2.0 * data[rows] @ data.T
+        squared[np.arange(len(rows)), rows] = np.inf
+        nearest.append(np.sqrt(np.maximum(squared.min(axis=1), 0.0)))
+    return float(np.median(np.concatenate(nearest)))
+
+
 def primary_genres(genres: pd.Series) -> pd.Series:
     """Each film's most specific genre: of its 'A|B|C' genres, the one fewest films have.
 

@@ -67,6 +67,12 @@ def write_outputs(runner: StageRunner, ids: np.ndarray, metadata: pd.DataFrame |
         store.record_drawn(drawing)
     logger.info("map written to %s (recall@10 %.3f, trustworthiness@10 %.3f)", out,
                 metrics["knn_recall@10"], metrics["trustworthiness@10"])
+    if "stability" in metrics:
+        figures = metrics["stability"]
+        logger.info("against %s: %d shared items moved %.2f (median) / %.2f (95th percentile) median map-neighbour "
+                    "distances; %.0f%% of their 10 map neighbours kept", metrics["init_from"], figures["n_shared"],
+                    figures["displacement_median"], figures["displacement_p95"],
+                    100 * figures["kept_neighbours@10"])
     return Result(out=out, layout=table, metrics=metrics, stages_run=runner.stages_run,
                   stages_skipped=runner.stages_skipped)
 
@@ -128,6 +134,7 @@ def metrics_document(runner: StageRunner, n_items: int) -> dict[str, Any]:
         "metrics_sample": figures["metrics_sample"],
         "collapse": figures["collapse"],
         "duplicate_rows": figures.get("duplicate_rows"),
+        **({"init_from": plan.previous.out, "stability": figures["stability"]} if "stability" in figures else {}),
         "warnings": metrics_attrs.get("warnings", []),
         "timings": timings,
         "peak_memory_mb": memory,

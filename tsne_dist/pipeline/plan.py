@@ -24,10 +24,12 @@ from ..neighbors import choose_backend, gpu_free_bytes
 from ..neighbors.gpu import rapids_search
 from ..storage import Location, storage_options_applied
 from ..tsne import Schedule, choose_engine
+from ..tsne.engine import WARM_START_RATE_DIVISOR
 from .inputs import check_vector_columns_named
+from .previous import PreviousMap, check_same_kind, read_previous
 
 VECTORS, INTERACTIONS = "vectors", "interactions"
-RESOLVED_ORDER = ("engine", "knn", "initialization", "learning_rate", "perplexity")
+RESOLVED_ORDER = ("engine", "knn", "initialization", "warm_start", "learning_rate", "perplexity")
 
 
 @dataclass(frozen=True)
@@ -66,8 +68,10 @@ class Plan:
     n_items, n_dims : int, optional
         Size of what is mapped, once known (``n_dims`` is None on the similarity graph).
     choices : dict
-        ``engine``, ``knn``, ``initialization``, ``learning_rate``, ``perplexity``
-        :class:`Choice` once :meth:`for_items` has run.
+        ``engine``, ``knn``, ``initialization``, ``learning_rate``, ``perplexity`` (and
+        ``warm_start`` with ``init_from``) :class:`Choice` once :meth:`for_items` has run.
+    previous : PreviousMap, optional
+        The finished map of ``init_from``, read and checked.
     """
 
     config: Config
@@ -80,6 +84,7 @@ class Plan:
     n_items: int | None = None
     n_dims: int | None = None
     choices: dict[str, Choice] = field(default_factory=dict)
+    previous: PreviousMap | None = None
 
     @property
     def location(self) -> Location:
@@ -89,7 +94,7 @@ class Plan:
     def urls(self) -> list[str]:
         """Every location the run reads or writes, as given (for the storage options' protocols)."""
         config = self.config
-        return [config.out, *_source_urls(config)]
+        return [config.out, *_source_urls(config), *([config.init_from] if config.init_from else [])]
 
     @property
     def has_vectors(self) -> bool:
@@ -114,18 +119,29 @@ class Plan:
         else:
             backend, reason = choose_backend(config.knn, n_items, n_dims, gpu_free_bytes=gpu_free_bytes())
             knn = Choice(config.knn, backend, reason)
-        if n_dims is None and config.initialization == "pca":
+        schedule, warm = self.schedule, {}
+        if self.previous is not None:
+            initialization = Choice(config.initialization, "previous",
+                                    f"warm start from the map in {self.previous.out} (`init_from`)")
+            schedule = schedule.for_warm_start(config.warm_start_iter, n_items)
+            warm = {"warm_start": Choice(
+                {"n_iter": self.schedule.n_iter, "early_exaggeration_iter": self.schedule.early_exaggeration_iter,
+                 "learning_rate": self.schedule.learning_rate},
+                {"n_iter": schedule.n_iter, "early_exaggeration_iter": 0, "learning_rate": schedule.learning_rate},
+                f"the previous map's clusters are formed: `warm_start_iter` iterations of the main phase only"
+                f"{', learning rate max(N / %d, 50)' % WARM_START_RATE_DIVISOR if config.learning_rate == 'auto' else ''}")}
+        elif n_dims is None and config.initialization == "pca":
             initialization = Choice("pca", "random", "no vectors for PCA on the similarity graph")
         else:
             initialization = Choice(config.initialization, config.initialization, "requested")
-        rates = [round(phase.learning_rate, 6) for phase in self.schedule.phases(n_items)]
+        rates = [round(phase.learning_rate, 6) for phase in schedule.phases(n_items)]
         learning_rate = Choice(config.learning_rate, rates,
-                               "max(N / exaggeration, 50) per phase" if config.learning_rate == "auto"
-                               else "requested")
+                               "requested" if config.learning_rate != "auto" else "warm start: max(N / "
+                               f"{WARM_START_RATE_DIVISOR}, 50)" if warm else "max(N / exaggeration, 50) per phase")
         choices = {"engine": Choice(config.engine, engine, engine_reason), "knn": knn,
-                   "initialization": initialization, "learning_rate": learning_rate,
+                   "initialization": initialization, **warm, "learning_rate": learning_rate,
                    "perplexity": self._perplexity()}
-        return replace(self, n_items=n_items, n_dims=n_dims, choices=choices)
+        return replace(self, n_items=n_items, n_dims=n_dims, choices=choices, schedule=schedule)
 
     def _perplexity(self) -> Choice:
         """The perplexity each row is calibrated to: a row of k neighbours cannot exceed k."""
@@ -215,8 +231,13 @@ def make_plan(config: Config | dict[str, Any] | str) -> Plan:
     if config.knn == "cuml" and (path == VECTORS or config.embed_dim is not None):
         rapids_search()  # knn cuml without cuML or cuVS fails before any work
     schedule = Schedule(**{name: getattr(config, name) for name in Schedule.names()})
+    previous = None
+    if config.init_from is not None:
+        with storage_options_applied(config.storage_options, [config.init_from]):
+            previous = read_previous(config.init_from, config.storage_options)
+        check_same_kind(previous, config.to_dict())
     return Plan(config=config, out=out, path=path, identity=_identity(config), k=config.k, schedule=schedule,
-                cluster=config.cluster)
+                cluster=config.cluster, previous=previous)
 
 
 def _source_urls(config: Config) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..affinity import joint_probabilities
@@ -17,7 +18,9 @@ from ..cooccurrence.quality import graph_quality
 from ..io.sources import describe_source
 from ..metrics import collapse_check, duplicate_rows, label_problem, neighbour_quality, silhouettes
 from ..neighbors import graph_recall, nearest_neighbors
+from ..stability import stability
 from ..tsne import initial_layout, optimize_layout
+from ..tsne.initialization import warm_start_layout
 from .runner import StageRunner
 
 logger = logging.getLogger("tsne_dist")
@@ -54,14 +57,18 @@ def knn_stage(runner: StageRunner) -> None:
 def affinity_stage(runner: StageRunner) -> None:
     """``affinities``: the symmetric P from the kNN graph (perplexity calibration)."""
     perplexity = runner.plan.choice("perplexity")
+    used = runner.config.affinity_neighbors  # None: every stored neighbour
+    params = {"perplexity": perplexity, "method": "gaussian-perplexity"}
+    if used is not None:
+        params["neighbors_used"] = used
 
     def compute(group):
-        matrix = joint_probabilities(runner.store.read("knn", "indices"), runner.store.read("knn", "distances"),
-                                     perplexity)
+        indices, distances = runner.store.read("knn", "indices"), runner.store.read("knn", "distances")
+        matrix = joint_probabilities(indices[:, :used], distances[:, :used], perplexity)
         runner.store.write_csr(group, matrix)
         return {"nnz": int(matrix.nnz)}
 
-    runner.stage("affinities", {"perplexity": perplexity, "method": "gaussian-perplexity"}, ("knn",), compute)
+    runner.stage("affinities", params, ("knn",), compute)
 
 
 def layout_stage(runner: StageRunner) -> None:
@@ -72,11 +79,12 @@ def layout_stage(runner: StageRunner) -> None:
     params = {"engine": engine, **{name: getattr(schedule, name) for name in schedule.names()},
               "learning_rate": plan.choice("learning_rate"), "initialization": initialization,
               "seed": config.seed}
+    if plan.previous is not None:
+        params["init_from"] = plan.previous.identity()
 
     def compute(group):
         P = runner.store.read_csr("affinities")
-        vectors = runner.store.read("vectors", "vectors") if initialization == "pca" else None
-        init = initial_layout(initialization, P.shape[0], config.seed, vectors)
+        init = _starting_layout(runner, P, initialization)
         logger.info("t-SNE engine: %s (%s)", engine, plan.choices["engine"].reason)
         result = optimize_layout(P, init, schedule, engine=engine, seed=config.seed, n_jobs=config.n_jobs)
         runner.store.write(group, "layout", result.layout)
@@ -86,6 +94,21 @@ def layout_stage(runner: StageRunner) -> None:
         return {"engine": result.engine, "reason": plan.choices["engine"].reason}
 
     runner.stage("layout", params, ("affinities",), compute)
+
+
+def _starting_layout(runner: StageRunner, P, initialization: str) -> np.ndarray:
+    """The (N, 2) layout the optimiser starts from: PCA, random, or the previous map's."""
+    seed = runner.config.seed
+    if initialization != "previous":
+        vectors = runner.store.read("vectors", "vectors") if initialization == "pca" else None
+        return initial_layout(initialization, P.shape[0], seed, vectors)
+    previous = runner.plan.previous
+    shared = previous.shared_with(runner.store.read_ids(), "this run")
+    positions = np.zeros((P.shape[0], 2))
+    positions[shared.rows_a] = previous.layout[shared.rows_b]
+    kept = np.zeros(P.shape[0], dtype=bool)
+    kept[shared.rows_a] = True
+    return warm_start_layout(P, positions, kept, seed, scale=float(np.sqrt(P.shape[0] / len(previous.ids))))
 
 
 def map_from_neighbours(runner: StageRunner, metadata: pd.DataFrame | None) -> None:
@@ -109,6 +132,8 @@ def metrics_stage(runner: StageRunner, metadata: pd.DataFrame | None) -> None:
         params["metric"] = config.metric
     else:
         params["against"] = "similarity graph"
+    if plan.previous is not None:
+        params["stability_against"] = plan.previous.identity()
 
     def compute(group):
         layout = runner.store.read("layout", "layout")
@@ -118,6 +143,9 @@ def metrics_stage(runner: StageRunner, metadata: pd.DataFrame | None) -> None:
             figures, warnings = _against_vectors(runner, layout, usable)
         else:
             figures, warnings = _against_graph(runner, layout, usable)
+        if plan.previous is not None:
+            figures["stability"] = _rounded(stability(plan.previous.ids, plan.previous.layout,
+                                                      runner.store.read_ids(), layout))
         if problem:
             warnings.append(problem)
         elif labels is not None and "silhouette_2d" not in figures:
@@ -159,7 +187,7 @@ def _against_graph(runner: StageRunner, layout, labels) -> tuple[dict[str, Any],
                             n_collections=int(cooccurrence.attrs.get("n_collections", 1)),
                             ppmi_shift=config.ppmi_shift, sample=config.metrics_sample, seed=config.seed,
                             labels=labels)
-    figures = {key: (round(value, 5) if isinstance(value, float) else value) for key, value in figures.items()}
+    figures = _rounded(figures)
     figures["collapse"] = None  # no vectors to check on this path
     warnings: list[str] = []
     knn_marker = store.marker("knn") or {}
@@ -167,3 +195,7 @@ def _against_graph(runner: StageRunner, layout, labels) -> tuple[dict[str, Any],
         warnings.append(f"{knn_marker['n_padded']} items have fewer than {runner.plan.k} co-occurring neighbours "
                         f"({knn_marker.get('n_isolated', 0)} have none); their lists were padded")
     return figures, warnings
+
+
+def _rounded(figures: dict[str, Any]) -> dict[str, Any]:
+    return {key: (round(value, 5) if isinstance(value, float) else value) for key, value in figures.items()}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -25,6 +25,10 @@ logger = logging.getLogger("tsne_dist")
 CALLBACK_EVERY = 50
 ENGINES = ("auto", "numpy", "cupy", "opentsne")
 NUMPY_ENGINE_MIN_ITEMS = 10_000
+# Warm start (init_from) on a 20k-item catalog, day 2 = day 1 -5 % +5 % with 20 % moved: N/64 for
+# 100 iterations moved shared items 0.71 median map-neighbour distances at fresh-run recall;
+# N/16 moved them 1.0 and the full N 1.4 (benchmarks/README.md, "bench_stable.py").
+WARM_START_RATE_DIVISOR = 64
 
 
 @dataclass
@@ -125,6 +129,18 @@ class Schedule:
     def names(cls) -> tuple[str, ...]:
         """The setting names a schedule is made of."""
         return tuple(f.name for f in fields(cls))
+
+    def for_warm_start(self, n_iter: int, n_items: int) -> "Schedule":
+        """The gentle schedule of a warm start from a finished map: ``n_iter`` iterations of
+        the main phase only (no early exaggeration), and an ``auto`` learning rate of
+        max(N / WARM_START_RATE_DIVISOR, 50) instead of max(N / exaggeration, 50).
+
+        A finished map's clusters are formed already; the full step size and more
+        iterations only let them drift (benchmarks/README.md, "bench_stable.py").
+        """
+        rate = (max(n_items / WARM_START_RATE_DIVISOR, 50.0) if self.learning_rate == "auto"
+                else self.learning_rate)
+        return replace(self, n_iter=n_iter, early_exaggeration_iter=0, learning_rate=rate)
 
     def phases(self, n_items: int) -> list[Phase]:
         """The early and the main phase, each with its resolved learning rate."""

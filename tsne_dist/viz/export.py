@@ -15,7 +15,9 @@ static web host. Data files (all little-endian, listed in ``data/manifest.json``
 - ``kept``: uint8 per item, the tie-aware count of its nearest map neighbours that
   are true high-D neighbours (see :mod:`.kept`).
 - ``outlier``: float32 outlier scores (see :func:`outlier_scores`).
-- with ``compare``: ``positions_compare``, a second layout aligned on shared ids.
+- with ``compare``: ``positions_compare``, a second layout aligned on shared ids, and a
+  ``displacement`` number column (how far each item moves, in median map-neighbour
+  distances) to colour by.
 
 A file is stored gzip-compressed (name ending ``.gz``) when that saves at least 10%;
 the viewer recognises gzip by its magic bytes and inflates it with the browser's
@@ -38,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError, StoreError
+from ..stability import align_layout, displacements, shared_items
 from .kept import kept_counts
 
 logger = logging.getLogger("tsne_dist")
@@ -51,6 +54,7 @@ MAX_CATEGORIES = 65_535
 VIEWER_NEIGHBORS = 15
 TOP_OUTLIERS = 0.01
 FORMAT_VERSION = 1
+DISPLACEMENT_COLUMN = "displacement"
 
 
 @dataclass
@@ -130,7 +134,10 @@ def export_viewer(out: str, compare: str | None = None, *, color_by: str | None 
     store = _open_store(location)
     high_d = _read_high_d(store, len(table))
     color_by = color_by if color_by is not None else _stored_color_by(store)
-    second = _compare_layout(table, Location(compare, storage_options), LAYOUT_FILE) if compare else None
+    second = None
+    if compare:
+        *second, moved = _compare_layout(table, Location(compare, storage_options), LAYOUT_FILE)
+        table[DISPLACEMENT_COLUMN] = moved  # a number column: the viewer can colour by it
     metrics = json.loads(location.read_bytes(METRICS_FILE)) if location.exists(METRICS_FILE) else None
     tmp = tempfile.mkdtemp(dir=location.url if location.is_local else None, prefix=".viewer-")
     try:
@@ -225,57 +232,31 @@ def _stored_color_by(store) -> str | None:
     return None if store is None else store.run_attrs().get("config", {}).get("color_by")
 
 
-def _compare_layout(table: pd.DataFrame, other_location, layout_file: str) -> tuple[np.ndarray, int, str]:
+def _compare_layout(table: pd.DataFrame, other_location,
+                    layout_file: str) -> tuple[np.ndarray, int, str, np.ndarray]:
+    """The other run's layout aligned onto this one, the shared count, its name, and each item's displacement."""
     compare = other_location.url
     if not other_location.exists(layout_file):
         raise StoreError(f"--compare {compare} holds no finished run (no {layout_file})",
                          "pass the output folder of another finished run")
     other = _read_layout(other_location, layout_file, columns=["id", "x", "y"])
-    aligned, n_shared = align_layout(table["id"].to_numpy(), table[["x", "y"]].to_numpy(np.float64),
-                                     other["id"].to_numpy(), other[["x", "y"]].to_numpy(np.float64))
+    other_ids, other_xy = other["id"].to_numpy(), other[["x", "y"]].to_numpy(np.float64)
+    aligned, n_shared = align_layout(table["id"].to_numpy(), table[["x", "y"]].to_numpy(np.float64), other_ids, other_xy)
     if n_shared < 3:
         raise InputError(f"--compare {compare} shares {n_shared} ids with this run (at least 3 needed)",
                          "compare two runs of the same catalog")
-    return aligned, n_shared, _name_of(compare)
+    return aligned, n_shared, _name_of(compare), compare_displacement(table, other_ids, other_xy)
 
 
-def align_layout(ids: np.ndarray, xy: np.ndarray, other_ids: np.ndarray, other_xy: np.ndarray) -> tuple[np.ndarray, int]:
-    """Place another run's layout over this one, matched by id.
-
-    The other layout is fitted onto this one by an orthogonal Procrustes map
-    (rotation or reflection, uniform scale, shift) on the shared ids, since two
-    t-SNE layouts of the same data may differ by exactly those. Items missing from
-    the other run keep their own position.
-
-    Parameters
-    ----------
-    ids, xy : np.ndarray
-        This run's ids (N,) and positions (N, 2).
-    other_ids, other_xy : np.ndarray
-        The other run's ids and positions.
-
-    Returns
-    -------
-    aligned : np.ndarray
-        (N, 2) float64 positions for this run's items.
-    n_shared : int
-        Number of ids found in both runs.
-    """
-    position = pd.Index(pd.Series(other_ids).astype(str)).get_indexer(pd.Series(ids).astype(str))
-    shared = position >= 0
-    aligned = xy.astype(np.float64).copy()
-    n_shared = int(shared.sum())
-    if n_shared < 3:
-        return aligned, n_shared
-    source = other_xy[position[shared]].astype(np.float64)
-    target = xy[shared].astype(np.float64)
-    source_mean, target_mean = source.mean(axis=0), target.mean(axis=0)
-    a, b = source - source_mean, target - target_mean
-    u, s, vt = np.linalg.svd(a.T @ b)
-    rotation = u @ vt
-    scale = s.sum() / max((a**2).sum(), 1e-300)
-    aligned[shared] = (a @ rotation) * scale + target_mean
-    return aligned, n_shared
+def compare_displacement(table: pd.DataFrame, other_ids: np.ndarray, other_xy: np.ndarray) -> np.ndarray:
+    """Per item of ``table``, how far it moved to the other run's aligned position, in this map's
+    median nearest-neighbour distances (:func:`tsne_dist.stability.displacements`); NaN for
+    items the other run lacks."""
+    shared = shared_items(table["id"].to_numpy(), other_ids)
+    moved = np.full(len(table), np.nan)
+    if len(shared) >= 3:
+        moved[shared.rows_a] = displacements(table[["x", "y"]].to_numpy(np.float64), other_xy, shared)
+    return moved
 
 
 def outlier_scores(distances: np.ndarray, k: int) -> np.ndarray:
