@@ -8,7 +8,8 @@ from .config import Config  # noqa: E402
 from .errors import ConfigError, InputError, StoreError, UserError  # noqa: E402
 from .estimator import TSNE  # noqa: E402
 from .pipeline import Result, open_run, run  # noqa: E402
+from .pipeline.transform import transform  # noqa: E402
 from .version import __version__  # noqa: E402
 
 __all__ = ["Config", "ConfigError", "InputError", "Result", "StoreError", "TSNE", "UserError", "__version__",
-           "open_run", "run"]
+           "open_run", "run", "transform"]

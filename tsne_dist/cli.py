@@ -71,6 +71,29 @@ def build_parser() -> argparse.ArgumentParser:
     settings = commands.add_parser("settings", help="print every run setting as a Markdown table (the README's)")
     _add_logging_flags(settings)
 
+    transform = commands.add_parser("transform", help="place new items into a finished map without moving it")
+    transform.add_argument("reference", help="a finished run's output folder or URL (made from vectors)")
+    transform.add_argument("--vectors", required=True, help="the new items' vectors (.npy, .parquet, .zarr)")
+    transform.add_argument("--out", required=True, help="output folder or URL (not a run's folder)")
+    transform.add_argument("--ids", default=None, help="the new items' ids (default: from the vectors file)")
+    transform.add_argument("--metadata", default=None, help="metadata of the new items, joined by --id-col")
+    transform.add_argument("--id-col", default="id")
+    transform.add_argument("--vector-col", default=None)
+    transform.add_argument("--perplexity", type=float, default=None, help="default: the reference run's")
+    transform.add_argument("--n-iter", type=int, default=250, help="optimisation steps (default: 250)")
+    transform.add_argument("--color-by", default=None, help="column that colours map.png (default: the reference's)")
+    _add_storage_flag(transform)
+    _add_logging_flags(transform)
+
+    compare = commands.add_parser("compare", help="two finished maps side by side, aligned: report.html, compare.json")
+    compare.add_argument("run_a", help="a finished run's output folder or URL")
+    compare.add_argument("run_b", help="another finished run of the same catalog (fitted onto A)")
+    compare.add_argument("--out", required=True, help="report folder or URL")
+    compare.add_argument("--color-by", default=None, help="column colouring both maps (default: A's color_by)")
+    compare.add_argument("--label", default=None, help="column for per-label silhouettes (default: A's label)")
+    _add_storage_flag(compare)
+    _add_logging_flags(compare)
+
     view = commands.add_parser("view", help="serve OUT/viewer/ on 127.0.0.1 and print its URL")
     view.add_argument("out", help="the run's output folder or URL (a viewer on object storage is downloaded)")
     _add_storage_flag(view)
@@ -163,6 +186,31 @@ def _export_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _transform_command(args: argparse.Namespace) -> int:
+    from .pipeline.transform import transform
+
+    result = transform(args.reference, args.vectors, args.out, ids=args.ids, metadata=args.metadata,
+                       id_col=args.id_col, vector_col=args.vector_col, perplexity=args.perplexity,
+                       n_iter=args.n_iter, color_by=args.color_by, storage_options=_storage_options(args))
+    metrics = result.metrics
+    print(f"placed {metrics['n_new']:,} items into {metrics['transform_of']}: recall@10 "
+          f"{metrics['knn_recall@10']:.3f}, trustworthiness@10 {metrics['trustworthiness@10']:.3f}; "
+          f"written to {result.out}")
+    return 0
+
+
+def _compare_command(args: argparse.Namespace) -> int:
+    from .pipeline.compare import REPORT_HTML, compare
+
+    result = compare(args.run_a, args.run_b, args.out, color_by=args.color_by, label=args.label,
+                     storage_options=_storage_options(args))
+    summary = result.summary
+    print(f"{summary['n_shared']:,} shared items: median displacement {summary['displacement_median']:.2f}, "
+          f"map neighbours Jaccard {summary['map_jaccard_mean']:.2f}; report: "
+          f"{os.path.join(result.out, REPORT_HTML) if '://' not in result.out else result.out + '/' + REPORT_HTML}")
+    return 0
+
+
 def _warm_up_command(args: argparse.Namespace) -> int:
     from .jit import configure_numba_cache
     from .warmup import PARTS, warm_up
@@ -209,7 +257,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.quiet, args.verbose)
     handlers = {"run": _run_command, "demo": _demo_command, "info": _info_command, "export": _export_command,
-                "view": _view_command, "settings": _settings_command,
+                "view": _view_command, "settings": _settings_command, "transform": _transform_command,
+                "compare": _compare_command,
                 "warm-up": _warm_up_command}
     try:
         return handlers[args.command](args)

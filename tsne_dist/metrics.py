@@ -65,7 +65,7 @@ def _ranks_below(distances: np.ndarray, thresholds: np.ndarray) -> np.ndarray:  
 
 
 def neighbour_quality(vectors: np.ndarray, layout: np.ndarray, *, k: int = 10, sample: int = 5000,
-                      seed: int = 0, metric: str = "euclidean") -> NeighbourQuality:
+                      seed: int = 0, metric: str = "euclidean", queries: np.ndarray | None = None) -> NeighbourQuality:
     """kNN recall@k and trustworthiness@k of a layout, from sampled query items.
 
     Parameters
@@ -82,6 +82,8 @@ def neighbour_quality(vectors: np.ndarray, layout: np.ndarray, *, k: int = 10, s
         Seed of the sample.
     metric : str
         High-D metric: ``euclidean``, ``cosine`` or ``inner_product``.
+    queries : np.ndarray, optional
+        Sorted rows to score instead of a sample (e.g. only the items a transform placed).
 
     Returns
     -------
@@ -89,7 +91,7 @@ def neighbour_quality(vectors: np.ndarray, layout: np.ndarray, *, k: int = 10, s
     """
     n_items = vectors.shape[0]
     k = max(1, min(k, (n_items - 1) // 2))  # trustworthiness is defined for k < N / 2
-    queries = sample_items(n_items, sample, seed)
+    queries = sample_items(n_items, sample, seed) if queries is None else np.asarray(queries)
     on_map = map_neighbours(layout, k, queries)
     items, query_vectors = prepare_metric(vectors, metric)
     data, query_data = items.astype(np.float64), query_vectors.astype(np.float64)

@@ -42,6 +42,39 @@ def exact_knn(vectors: np.ndarray, k: int, metric: str, *, queries: np.ndarray |
     return indices, to_metric_distance(distances, metric)
 
 
+def exact_knn_between(queries: np.ndarray, vectors: np.ndarray, k: int, metric: str, *,
+                      xp=np) -> tuple[np.ndarray, np.ndarray]:
+    """Exact neighbours in ``metric`` of other vectors (``queries``) among ``vectors``.
+
+    Parameters
+    ----------
+    queries : np.ndarray
+        (M, D) vectors that search; none of them is among ``vectors``.
+    vectors : np.ndarray
+        (N, D) vectors searched.
+    k : int
+        Neighbours per query, at most N.
+    metric : str
+        ``euclidean``, ``cosine`` or ``inner_product``.
+    xp : module
+        ``numpy``, or ``cupy`` to search on the GPU (results come back as NumPy).
+
+    Returns
+    -------
+    indices : np.ndarray
+        (M, k) int32 rows of ``vectors``, nearest first, ties by smaller index.
+    distances : np.ndarray
+        (M, k) float32 distances in ``metric``.
+    """
+    items, _ = prepare_metric(xp.asarray(vectors), metric)
+    _, query_vectors = prepare_metric(xp.asarray(queries), metric)
+    indices, distances = bruteforce_knn(items, k, exclude_self=False, queries=xp.arange(len(queries)),
+                                        query_vectors=query_vectors)
+    if xp is not np:
+        indices, distances = xp.asnumpy(indices), xp.asnumpy(distances)
+    return indices, to_metric_distance(distances, metric)
+
+
 def tied_hits(found_distances: np.ndarray, kth: np.ndarray, rtol: float = 1e-5,
               atol: np.ndarray | float = 0.0) -> np.ndarray:
     """Per row, how many found neighbours are at most as far as the true k-th neighbour.

@@ -129,7 +129,7 @@ def choose_boxes(span: float, min_boxes: int = MIN_BOXES, max_boxes: int = MAX_B
     return int(min(max(wanted, min_boxes), max_boxes))
 
 
-def _fast_box_count(n_boxes: int, p: int) -> int:
+def fast_box_count(n_boxes: int, p: int) -> int:
     """The smallest count >= n_boxes whose FFT length 2 * p * count has only factors 2, 3, 5."""
     count = n_boxes
     while True:
@@ -165,14 +165,15 @@ def _lagrange_weights(t, p: int):
     return weights
 
 
-def _kernel_fft(xp, n_nodes: int, spacing: float, dof: float):
-    """FFT of K(d) = (1 + d^2/dof)^-(dof+1) on the circulant embedding (2n x 2n)."""
+def _kernel_fft(xp, n_nodes: int, spacing: float, dof: float, power: float | None = None):
+    """FFT of K(d) = (1 + d^2/dof)^-power (default power dof + 1) on the circulant embedding (2n x 2n)."""
+    power = dof + 1.0 if power is None else power
     fft, options = _fft_module(xp)
     offsets = xp.arange(2 * n_nodes, dtype=np.float64)
     offsets = xp.where(offsets <= n_nodes, offsets, offsets - 2 * n_nodes) * spacing
     offsets[n_nodes] = 0.0  # the unused middle of the embedding
     sq = offsets[:, None] ** 2 + offsets[None, :] ** 2
-    kernel = (1.0 + sq / dof) ** (-(dof + 1.0))
+    kernel = (1.0 + sq / dof) ** (-power)
     kernel[n_nodes, :] = 0.0
     kernel[:, n_nodes] = 0.0
     return fft.rfft2(kernel, **options)
@@ -215,6 +216,70 @@ def _gather_xp(indices, weights, potentials):
     return (weights[None] * potentials[:, indices]).sum(axis=1)
 
 
+def interpolation_nodes(y, lower, spacing: float, n_boxes: int, p: int):
+    """The p x p grid nodes around each point and their Lagrange weights.
+
+    Parameters
+    ----------
+    y : xp.ndarray
+        (N, 2) positions inside the grid (``lower`` to ``lower + n_boxes * p * spacing``).
+    lower : xp.ndarray
+        (2,) grid corner.
+    spacing : float
+        Distance between nodes.
+    n_boxes, p : int
+        Boxes per side and nodes per box and side.
+
+    Returns
+    -------
+    indices : xp.ndarray
+        (p*p, N) int64 flat node numbers (row-major on the n_boxes*p square).
+    weights : xp.ndarray
+        (p*p, N) float64 interpolation weights.
+    """
+    xp = get_array_module(y)
+    n_nodes = n_boxes * p
+    local = (y - lower) / spacing  # in node units, [0, n_nodes]
+    box = xp.minimum(xp.floor(local / p), n_boxes - 1)
+    t = local - box * p
+    wx = _lagrange_weights(t[:, 0], p)
+    wy = _lagrange_weights(t[:, 1], p)
+    base_x = (box[:, 0] * p).astype(np.int64)
+    base_y = (box[:, 1] * p).astype(np.int64)
+    indices = xp.stack([(base_x + jx) * n_nodes + (base_y + jy) for jx in range(p) for jy in range(p)])
+    weights = xp.stack([wx[jx] * wy[jy] for jx in range(p) for jy in range(p)])
+    return indices, weights
+
+
+def grid_functions(xp, use_numba: bool):
+    """(spread, gather): the compiled CPU twins on NumPy when asked, else the ``xp`` versions."""
+    return (_spread_numba, _gather_numba) if (use_numba and xp is np) else (_spread_xp, _gather_xp)
+
+
+def grid_potentials(charges_on_grid, n_nodes: int, spacing: float, dof: float, power: float | None = None):
+    """Convolve charges spread on the n_nodes x n_nodes grid with the kernel
+    (1 + d^2/dof)^-power (default dof + 1), by FFT on the circulant embedding.
+
+    Parameters
+    ----------
+    charges_on_grid : xp.ndarray
+        (C, n_nodes * n_nodes) spread charges.
+
+    Returns
+    -------
+    xp.ndarray
+        (C, n_nodes * n_nodes) potentials at the nodes.
+    """
+    xp = get_array_module(charges_on_grid)
+    n_charges = charges_on_grid.shape[0]
+    grid = xp.zeros((n_charges, 2 * n_nodes, 2 * n_nodes))
+    grid[:, :n_nodes, :n_nodes] = charges_on_grid.reshape(n_charges, n_nodes, n_nodes)
+    fft, options = _fft_module(xp)
+    potentials = fft.irfft2(fft.rfft2(grid, **options) * _kernel_fft(xp, n_nodes, spacing, dof, power)[None],
+                            s=(2 * n_nodes, 2 * n_nodes), **options)
+    return xp.ascontiguousarray(potentials[:, :n_nodes, :n_nodes]).reshape(n_charges, -1)
+
+
 def repulsion(y, dof: float = 1.0, n_interpolation_points: int = 3, min_boxes: int = MIN_BOXES,
               max_boxes: int = MAX_BOXES, boxes_per_unit: float = 1.0, use_numba: bool = False):
     """FFT-interpolated repulsive forces and the normalisation Z.
@@ -248,27 +313,14 @@ def repulsion(y, dof: float = 1.0, n_interpolation_points: int = 3, min_boxes: i
     lower = y.min(axis=0)
     span = float((y.max(axis=0) - lower).max())
     span = max(span * (1.0 + 1e-9), 1e-9)
-    n_boxes = _fast_box_count(choose_boxes(span, min_boxes, max_boxes, boxes_per_unit), p)
+    n_boxes = fast_box_count(choose_boxes(span, min_boxes, max_boxes, boxes_per_unit), p)
     n_nodes = n_boxes * p
     spacing = span / n_nodes
-    local = (y - lower) / spacing  # in node units, [0, n_nodes]
-    box = xp.minimum(xp.floor(local / p), n_boxes - 1)
-    t = local - box * p
-    wx = _lagrange_weights(t[:, 0], p)
-    wy = _lagrange_weights(t[:, 1], p)
-    base_x = (box[:, 0] * p).astype(np.int64)
-    base_y = (box[:, 1] * p).astype(np.int64)
+    indices, weights = interpolation_nodes(y, lower, spacing, n_boxes, p)
     sq_norm = (y * y).sum(axis=1)
     charges = xp.stack([xp.ones(n_items), y[:, 0], y[:, 1], sq_norm])  # (4, N)
-    indices = xp.stack([(base_x + jx) * n_nodes + (base_y + jy) for jx in range(p) for jy in range(p)])
-    weights = xp.stack([wx[jx] * wy[jy] for jx in range(p) for jy in range(p)])  # (p*p, N)
-    spread, gather = (_spread_numba, _gather_numba) if (use_numba and xp is np) else (_spread_xp, _gather_xp)
-    grid = xp.zeros((4, 2 * n_nodes, 2 * n_nodes))
-    grid[:, :n_nodes, :n_nodes] = spread(indices, weights, charges, n_nodes * n_nodes).reshape(4, n_nodes, n_nodes)
-    fft, options = _fft_module(xp)
-    potentials = fft.irfft2(fft.rfft2(grid, **options) * _kernel_fft(xp, n_nodes, spacing, dof)[None],
-                            s=(2 * n_nodes, 2 * n_nodes), **options)
-    potentials = xp.ascontiguousarray(potentials[:, :n_nodes, :n_nodes]).reshape(4, -1)
+    spread, gather = grid_functions(xp, use_numba)
+    potentials = grid_potentials(spread(indices, weights, charges, n_nodes * n_nodes), n_nodes, spacing, dof)
     phi = gather(indices, weights, potentials)  # (4, N)
     z = ((1.0 + sq_norm / dof) * phi[0] - (2.0 / dof) * (y[:, 0] * phi[1] + y[:, 1] * phi[2])
          + phi[3] / dof).sum() - n_items
