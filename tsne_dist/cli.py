@@ -34,15 +34,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("config", nargs="?", help="YAML or TOML config file (flags override it)")
     run.add_argument("--dry-run", action="store_true",
                      help="check everything, print the resolved plan and its expected peak memory, write nothing")
-    for setting in SETTINGS:
-        if setting.kind == "bool":
-            run.add_argument(setting.cli_flag, dest=setting.name, action="store_true", default=None,
-                             help=flag_text(setting.help))
-        else:
-            shown = _default_note(setting)
-            run.add_argument(setting.cli_flag, dest=setting.name, default=None, metavar=setting.name.upper(),
-                             help=flag_text(setting.help_line) + shown)
+    _add_setting_flags(run)
     _add_logging_flags(run)
+
+    sweep = commands.add_parser("sweep", help="one map per perplexity from one kNN graph: PNG grid, metrics table")
+    sweep.add_argument("config", nargs="?", help="YAML or TOML config file (flags override it)")
+    sweep.add_argument("--perplexity", required=True, metavar="LIST", help="perplexities, e.g. 10,30,100")
+    _add_setting_flags(sweep, skip=("perplexity",))
+    _add_logging_flags(sweep)
 
     demo = commands.add_parser("demo", help="map a real catalog that installs offline (MovieLens films by default)")
     demo.add_argument("--dataset", choices=("movielens", "mnist", "digits", "glove"), default="movielens")
@@ -102,6 +101,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_setting_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+    """One flag per run setting (the settings table), except ``skip``."""
+    for setting in SETTINGS:
+        if setting.name in skip:
+            continue
+        if setting.kind == "bool":
+            parser.add_argument(setting.cli_flag, dest=setting.name, action="store_true", default=None,
+                                help=flag_text(setting.help))
+        else:
+            parser.add_argument(setting.cli_flag, dest=setting.name, default=None, metavar=setting.name.upper(),
+                                help=flag_text(setting.help_line) + _default_note(setting))
+
+
 def _add_storage_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--storage-options", default=None, metavar="JSON",
                         help="fsspec options for a URL, e.g. {\"endpoint_url\": \"http://host:9000\"} "
@@ -134,16 +146,35 @@ def setup_logging(quiet: bool, verbose: bool) -> None:
     enable_bars(not quiet)
 
 
-def _run_command(args: argparse.Namespace) -> int:
-    from .config import build_config, read_config_file
-    from .pipeline import run
+def _requested_settings(args: argparse.Namespace, skip: tuple[str, ...] = ()) -> dict:
+    """The config file's settings with the flags given on top (non-None wins)."""
+    from .config import read_config_file
 
     file_values = read_config_file(args.config) if args.config else {}
-    overrides = {setting.name: getattr(args, setting.name) for setting in SETTINGS}
+    overrides = {setting.name: getattr(args, setting.name) for setting in SETTINGS if setting.name not in skip}
     # an error about a setting the file gave names the file's key, not a flag the user never typed
     args.from_file = {canonical_name(key): os.path.basename(args.config) for key, value in file_values.items()
                       if value is not None and overrides.get(canonical_name(key)) is None}
-    config = build_config(file_values, **overrides)
+    return {**file_values, **{name: value for name, value in overrides.items() if value is not None}}
+
+
+def _sweep_command(args: argparse.Namespace) -> int:
+    from .pipeline.sweep import SWEEP_PNG, markdown_table, sweep
+
+    settings = _requested_settings(args, skip=("perplexity",))
+    settings.pop("perplexity", None)
+    _end_on_sigterm()
+    result = sweep(settings, args.perplexity)
+    print(markdown_table(result.table).rstrip())
+    print(f"grid: {result.out}/{SWEEP_PNG}")
+    return 0
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    from .config import build_config
+    from .pipeline import run
+
+    config = build_config(_requested_settings(args))
     # kubelet stops a pod with SIGTERM: end like Ctrl+C, so a cluster made for the run is deleted
     _end_on_sigterm()
     if args.dry_run:
@@ -258,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.quiet, args.verbose)
     handlers = {"run": _run_command, "demo": _demo_command, "info": _info_command, "export": _export_command,
                 "view": _view_command, "settings": _settings_command, "transform": _transform_command,
-                "compare": _compare_command,
+                "compare": _compare_command, "sweep": _sweep_command,
                 "warm-up": _warm_up_command}
     try:
         return handlers[args.command](args)

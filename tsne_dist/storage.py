@@ -107,7 +107,8 @@ class Location:
         """The URL (or local path) of ``names`` inside this location."""
         return "/".join([self.url, *names]) if not self.is_local else os.path.join(self.url, *names)
 
-    def _path(self, *names: str) -> str:
+    def fs_path(self, *names: str) -> str:
+        """The path of ``names`` inside this location as its fsspec file system spells it."""
         return "/".join([self.root.rstrip("/"), *names])
 
     def exists(self, *names: str) -> bool:
@@ -120,12 +121,12 @@ class Location:
         """
         with storage_errors(self):
             self.fs.invalidate_cache()
-            return self.fs.exists(self._path(*names))
+            return self.fs.exists(self.fs_path(*names))
 
     def read_bytes(self, name: str) -> bytes:
         """The content of the file ``name`` here."""
         with storage_errors(self):
-            return self.fs.cat_file(self._path(name))
+            return self.fs.cat_file(self.fs_path(name))
 
     def check_writable(self) -> None:
         """Create the folder if needed and prove that it can be written (a probe file, removed).
@@ -138,7 +139,7 @@ class Location:
         """
         if self.is_local and os.path.exists(self.url) and not os.path.isdir(self.url):
             raise StoreError(f"output path {self.url} exists and is not a folder", "set `out` to a folder path")
-        probe = self._path(f".write-check-{uuid.uuid4().hex}")
+        probe = self.fs_path(f".write-check-{uuid.uuid4().hex}")
         with storage_errors(self, "write to output folder" if self.is_local else "write to output location"):
             if self.is_local:  # object stores have no folders (and s3fs's makedirs would create a bucket)
                 os.makedirs(self.url, exist_ok=True)
@@ -162,7 +163,7 @@ class Location:
             local = os.path.join(folder, name)
             write(local)
             with storage_errors(self, "write to output location"):
-                self._upload(local, self._path(name))
+                self._upload(local, self.fs_path(name))
         return self.join(name)
 
     def _upload(self, local: str, target: str) -> None:
@@ -179,7 +180,7 @@ class Location:
         """Upload ``local_folder`` to ``name``, ``last`` (a relative path inside it, the file that
         says the folder is complete) uploaded last. What was at ``name`` is deleted first; the
         caller checks that it was ours."""
-        target = self._path(name)
+        target = self.fs_path(name)
         files = sorted(os.path.relpath(os.path.join(folder, file), local_folder)
                        for folder, _, names in os.walk(local_folder) for file in names)
         with storage_errors(self, "write to output location"):
@@ -193,23 +194,23 @@ class Location:
         """Download the folder ``name`` into ``local_folder``; return the local copy's path."""
         target = os.path.join(local_folder, os.path.basename(name))
         with storage_errors(self):
-            self.fs.get(self._path(name) + "/", target + "/", recursive=True)
+            self.fs.get(self.fs_path(name) + "/", target + "/", recursive=True)
         return target
 
     def open(self, name: str, mode: str = "rb"):
         """A file object for ``name`` here."""
-        return self.fs.open(self._path(name), mode)
+        return self.fs.open(self.fs_path(name), mode)
 
     def remove(self, name: str) -> None:
         """Delete the file or folder ``name`` if it exists."""
         if self.exists(name):
             with storage_errors(self, "delete from output location"):
-                self.fs.rm(self._path(name), recursive=True)
+                self.fs.rm(self.fs_path(name), recursive=True)
 
     def scratch(self, name: str) -> DirFileSystem:
         """A filesystem rooted at the folder ``name`` here, for scratch files that Dask workers
         write and read (it pickles with its storage options, so workers need only those)."""
-        return DirFileSystem(self._path(name), fs=self.fs)
+        return DirFileSystem(self.fs_path(name), fs=self.fs)
 
 
 def current_umask() -> int:

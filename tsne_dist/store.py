@@ -19,6 +19,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import shutil
 from typing import Any
 
 from fsspec.implementations.dirfs import DirFileSystem
@@ -117,6 +119,43 @@ class RunStore:
         store._root = zarr.open_group(store.url, mode="a", zarr_format=3, **store._open_options())
         store._root.attrs.update({"tsne_dist_version": __version__, "layout_version": LAYOUT_VERSION,
                                   "identity": identity, "config": config, "resolved": {}})
+        return store
+
+    @classmethod
+    def seeded_from(cls, location: str, source: "RunStore", stages: tuple[str, ...], *,
+                    storage_options: dict[str, Any] | None = None) -> "RunStore":
+        """A new store at ``location`` holding copies of ``source``'s finished ``stages`` (and its
+        root attrs), so a run there with the same settings for those stages skips them.
+
+        The location must hold no store yet; stages ``source`` has not finished are not
+        copied. Both stores must be on the same file system (e.g. folders of one bucket).
+
+        Raises
+        ------
+        StoreError
+            When a store already exists at ``location``.
+        """
+        store = cls(location, storage_options=storage_options)
+        if store.exists():
+            raise StoreError(f"{store.url} already holds a store", "choose an empty folder")
+        present = source.stages()
+        # the vector path writes items/ids inside its vectors stage, with no marker of its own
+        done = [stage for stage in stages if stage in present
+                and (source.marker(stage) or (stage == "items" and source.marker("vectors")))]
+        source_root, target_root = source.place.join(STORE_NAME), store.place.join(STORE_NAME)
+        with storage_errors(store.place, "write to output location"):
+            if store.place.is_local:  # copied files get the user's umask, like everything else we write
+                os.makedirs(target_root)
+                shutil.copyfile(os.path.join(source_root, "zarr.json"), os.path.join(target_root, "zarr.json"))
+                for stage in done:
+                    shutil.copytree(os.path.join(source_root, stage), os.path.join(target_root, stage))
+            else:
+                fs = store.place.fs
+                source_path, target_path = source.place.fs_path(STORE_NAME), store.place.fs_path(STORE_NAME)
+                fs.copy(f"{source_path}/zarr.json", f"{target_path}/zarr.json")
+                for stage in done:
+                    fs.copy(f"{source_path}/{stage}", f"{target_path}/{stage}", recursive=True)
+        logger.info("copied the finished stages %s of %s into %s", ", ".join(done), source.url, store.url)
         return store
 
     def _open_options(self) -> dict[str, Any]:
