@@ -15,6 +15,15 @@ if [ "$device" != "none" ]; then
   python3 benchmarks/bench_engine.py --sizes 100000 1000000 --engines cupy --full-limit 2000000 \
       --out /tmp/gpu_engine > /tmp/gpu_engine.log 2>&1
   while IFS= read -r line; do rows+=("engine|$line"); done < <(grep "^| synthetic" /tmp/gpu_engine.log)
+  python3 benchmarks/bench_stable.py --items 200000 --dims 32 --work-dir /tmp/gpu_stable -- --engine cupy \
+      > /tmp/gpu_stable.log 2>&1
+  while IFS= read -r line; do rows+=("stable maps 200k (cupy)|$line"); done < <(python3 -c '
+import json, sys
+for line in open("/tmp/gpu_stable.log"):
+    if line.startswith("{"):
+        row = json.loads(line)
+        moved = row.get("stability", {}).get("displacement_median")
+        print(row["step"], "wall", row["wall_s"], "s, recall", row["recall@10"], "moved", moved)')
 fi
 printf '\n%-32s %s\n' "check" "result"
 for row in "${rows[@]}"; do printf '%-32s %s\n' "${row%%|*}" "${row#*|}"; done

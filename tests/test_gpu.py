@@ -74,3 +74,35 @@ def test_auto_knn_runs_exact_search_on_the_gpu():
     assert result.backend == "bruteforce" and "on the GPU" in result.reason
     cpu = nearest_neighbors(vectors, 15, backend="bruteforce")
     assert (result.indices == cpu.indices).mean() >= 0.999
+
+
+def test_transform_on_cupy_tracks_numpy(problem):
+    from tsne_dist.affinity import conditional_probabilities
+    from tsne_dist.neighbors.exact import exact_knn_between
+    from tsne_dist.tsne.transform import transform_layout
+
+    vectors, P = problem
+    reference = Embedding(pca_init(vectors[:2500], 0), joint_probabilities(
+        *bruteforce_knn(vectors[:2500].astype(np.float64), 30), 10.0)).optimize(200).layout
+    indices, distances = exact_knn_between(vectors[2500:], vectors[:2500], 30, "euclidean", xp=cp)
+    affinities = conditional_probabilities(distances, 10.0)
+    cpu = transform_layout(reference, indices, affinities, n_iter=100)
+    gpu = transform_layout(reference, indices, affinities, n_iter=100, xp=cp)
+    np.testing.assert_allclose(gpu, cpu, rtol=1e-5, atol=1e-5)
+
+
+def test_warm_start_runs_on_cupy(tmp_path):
+    import tsne_dist
+    from tsne_dist.datasets import catalog_days
+
+    day1, meta1, day2, meta2 = catalog_days(3000, 16, seed=2)
+    np.save(tmp_path / "day1.npy", day1)
+    np.save(tmp_path / "day2.npy", day2)
+    np.save(tmp_path / "ids1.npy", meta1["id"].to_numpy().astype(str))
+    np.save(tmp_path / "ids2.npy", meta2["id"].to_numpy().astype(str))
+    tsne_dist.run({"vectors": str(tmp_path / "day1.npy"), "ids": str(tmp_path / "ids1.npy"),
+                   "out": str(tmp_path / "day1"), "engine": "cupy"})
+    warm = tsne_dist.run({"vectors": str(tmp_path / "day2.npy"), "ids": str(tmp_path / "ids2.npy"),
+                          "out": str(tmp_path / "day2"), "engine": "cupy", "init_from": str(tmp_path / "day1")})
+    assert warm.metrics["engine"] == "cupy"
+    assert warm.metrics["stability"]["displacement_median"] < 1.0

@@ -23,7 +23,7 @@ from tsne_dist.cli import main
 from tsne_dist.datasets import synthetic_catalog
 from tsne_dist.errors import StoreError
 from tsne_dist.store import MARKER_KEY
-from tsne_dist.stability import align_layout
+from tsne_dist.stability import align_layout, median_neighbour_distance
 from tsne_dist.viz.export import export_viewer, outlier_scores, pack_bits, unpack_bits
 from tsne_dist.viz.kept import TIE_RTOL, kept_counts
 
@@ -260,6 +260,15 @@ def test_cli_export_with_compare(tmp_path, capsys):
     second = np.frombuffer(read_data(str(tmp_path / "a" / "viewer"), manifest["layouts"][1]["file"]), dtype="<f4")
     first = np.frombuffer(read_data(str(tmp_path / "a" / "viewer"), manifest["layouts"][0]["file"]), dtype="<f4")
     assert second.shape == first.shape and not np.allclose(second, first)
+    # the viewer can colour by how far each item moves between the two aligned layouts
+    column = next(entry for entry in manifest["columns"] if entry["name"] == "displacement")
+    assert column["kind"] == "number"
+    moved = np.frombuffer(read_data(str(tmp_path / "a" / "viewer"), column["file"]), dtype="<f4")
+    half = manifest["transform"]["half_range"]
+    step = np.sqrt(((second - first).reshape(-1, 2) ** 2).sum(axis=1)) * half  # back to map units
+    table = pd.read_parquet(tmp_path / "a" / "layout.parquet")
+    unit = median_neighbour_distance(table[["x", "y"]].to_numpy())
+    np.testing.assert_allclose(moved, step / unit, rtol=1e-3)
     assert main(["export", str(tmp_path / "a"), "--compare", str(tmp_path / "missing")]) == 2
 
 

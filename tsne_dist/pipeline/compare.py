@@ -97,17 +97,13 @@ def compare(run_a: str, run_b: str, out: str, *, color_by: str | None = None, la
         if location.exists(STORE_NAME):
             raise StoreError(f"out {location.url} holds a tsne_dist run", "write the report to a new folder")
         location.check_writable()
-        table_a, table_b = _layout_table(first), _layout_table(second)
-        color_by = color_by or first.config.get("color_by")
-        label = label or first.config.get("label") or color_by
-        for name, what in ((color_by, "color_by"), (label, "label")):
-            if name is not None and (name not in table_a or name not in table_b):
-                raise ConfigError(f"{what} column {name!r} is not in both runs' {LAYOUT_FILE}",
-                                  f"pass --{what.replace('_', '-')} with a column both hold")
         shared = shared_items(first.ids, second.ids)
         if len(shared) < 3:
             raise InputError(f"{first.out} and {second.out} share {len(shared)} item ids (at least 3 needed)",
                              "compare two runs of the same catalog, with the same ids")
+        table_a, table_b = _layout_table(first), _layout_table(second)
+        color_by = _column(color_by, first.config.get("color_by"), "color_by", table_a, table_b)
+        label = _column(label, first.config.get("label") or color_by, "label", table_a, table_b)
         items = _per_item(first, second, shared, k)
         aligned_b = _fitted_onto(first, second, shared)
         silhouettes = _label_silhouettes(first, second, shared, table_a, table_b, label, sample, seed)
@@ -123,6 +119,19 @@ def compare(run_a: str, run_b: str, out: str, *, color_by: str | None = None, la
                 "report in %s", first.out, second.out, len(shared), summary["displacement_median"],
                 100 * summary["map_jaccard_mean"], location.join(REPORT_HTML))
     return CompareResult(out=location.url, summary=summary, items=items)
+
+
+def _column(asked: str | None, default: str | None, what: str, table_a: pd.DataFrame,
+            table_b: pd.DataFrame) -> str | None:
+    """The column to use: one asked for must be in both tables; a default that is not is dropped."""
+    name = asked or default
+    if name is None or (name in table_a and name in table_b):
+        return name
+    if asked is not None:
+        raise ConfigError(f"{what} column {name!r} is not in both runs' {LAYOUT_FILE}",
+                          f"pass --{what.replace('_', '-')} with a column both hold")
+    logger.warning("run A's %s column %r is not in both runs' %s: not used", what, name, LAYOUT_FILE)
+    return None
 
 
 def _layout_table(run: PreviousMap) -> pd.DataFrame:
