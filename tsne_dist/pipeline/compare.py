@@ -15,7 +15,7 @@ from ..outputs import LAYOUT_FILE
 from ..stability import (STABILITY_K, displacements, kept_map_neighbours, neighbour_sets_overlap, procrustes_map,
                          shared_items)
 from ..storage import Location, storage_options_applied
-from ..store import STORE_NAME
+from ..store import RunStore
 from ..viz.report import write_compare_report
 from .previous import PreviousMap, read_previous
 
@@ -94,7 +94,7 @@ def compare(run_a: str, run_b: str, out: str, *, color_by: str | None = None, la
         first = read_previous(run_a, storage_options, flag="compare")
         second = read_previous(run_b, storage_options, flag="compare")
         location = Location(out, storage_options)
-        if location.exists(STORE_NAME):
+        if RunStore(location.url, storage_options=storage_options).exists():
             raise StoreError(f"out {location.url} holds a tsne_dist run", "write the report to a new folder")
         location.check_writable()
         shared = shared_items(first.ids, second.ids)

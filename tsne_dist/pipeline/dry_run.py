@@ -45,7 +45,7 @@ def plan_report(config: Config | dict[str, Any] | str) -> str:
         return "\n".join(lines)
     plan = plan.for_items(int(n_items), None if n_dims is None else int(n_dims))
     lines.append(f"items: {n_items:,}" + (f" x {n_dims} dimensions" if n_dims else " (similarity graph)"))
-    for name in RESOLVED_ORDER:
+    for name in (name for name in RESOLVED_ORDER if name in plan.choices):  # warm_start only with init_from
         choice = plan.choices[name]
         lines.append(f"  {name:<15} {choice.requested} -> {choice.value}  ({choice.reason})")
     estimate = expected_memory(int(n_items), n_dims)

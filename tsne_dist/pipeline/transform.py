@@ -17,7 +17,7 @@ from ..neighbors.exact import exact_knn_between
 from ..outputs import LAYOUT_FILE, layout_table, write_layout, write_map, write_metrics
 from ..progress import StageTimings, verbose_logging
 from ..storage import Location, storage_options_applied
-from ..store import STORE_NAME
+from ..store import RunStore
 from ..tsne.transform import TRANSFORM_ITER, transform_layout
 from ..version import __version__
 from ..xp import cupy_or_none
@@ -150,7 +150,7 @@ def _checked_output(out: str, storage_options: dict[str, Any] | None, previous: 
     if location.url.rstrip("/") == previous.out.rstrip("/"):
         raise StoreError(f"out {location.url} is the reference map's own folder; transform never changes it",
                          "pass another `out` folder")
-    if location.exists(STORE_NAME):
+    if RunStore(location.url, storage_options=storage_options).exists():
         raise StoreError(f"out {location.url} holds a tsne_dist run; its layout.parquet would no longer match it",
                          "pass a new `out` folder for the transform")
     location.check_writable()
