@@ -17,6 +17,6 @@ def test_demo_maps_a_real_catalog_and_reruns_from_the_store(tmp_path, capsys):
     assert metrics["n_items"] == 1797
     assert metrics["trustworthiness@10"] > 0.98 and metrics["knn_recall@10"] > 0.5
     assert metrics["silhouette_2d"] > metrics["silhouette_hd"] > 0
-    assert "knn_recall@10" in stdout and "map.png" in stdout
+    assert "recall@10" in stdout and "map.png" in stdout and "label agreement@10" in stdout
     code, _, err = run_cli(capsys, "demo", "--dataset", "digits", "--out", out)
     assert code == 0 and read_metrics(out)["stages_run"] == []

@@ -173,6 +173,7 @@ def _sweep_command(args: argparse.Namespace) -> int:
 def _run_command(args: argparse.Namespace) -> int:
     from .config import build_config
     from .pipeline import run
+    from .pipeline.finish import key_figures
 
     config = build_config(_requested_settings(args))
     # kubelet stops a pod with SIGTERM: end like Ctrl+C, so a cluster made for the run is deleted
@@ -182,18 +183,18 @@ def _run_command(args: argparse.Namespace) -> int:
 
         print(plan_report(config))
         return 0
-    run(config)
+    result = run(config)
+    print(f"map: {result.out}  {key_figures(result.metrics)}")
     return 0
 
 
 def _demo_command(args: argparse.Namespace) -> int:
     from .demo import run_demo
+    from .pipeline.finish import key_figures
 
     result = run_demo(args.dataset, args.out, seed=args.seed)
     print(f"map: {os.path.join(result.out, 'map.png')}")
-    print(f"knn_recall@10 {result.metrics['knn_recall@10']:.3f}  "
-          f"trustworthiness@10 {result.metrics['trustworthiness@10']:.3f}  "
-          f"silhouette_2d {result.metrics.get('silhouette_2d', float('nan')):.3f}")
+    print(key_figures(result.metrics))
     return 0
 
 

@@ -156,6 +156,52 @@ def map_neighbours(layout: np.ndarray, k: int, queries: np.ndarray | None = None
     return np.take_along_axis(candidates, order, axis=1)[:, :k]
 
 
+LABEL_SHUFFLES = 5
+
+
+def label_agreement(layout: np.ndarray, labels: pd.Series, *, k: int = 10, sample: int = 5000,
+                    seed: int = 0) -> dict[str, float] | None:
+    """The share of an item's k nearest map neighbours that carry its label, and the same
+    share with the labels shuffled (the chance level for these label sizes).
+
+    Only items with a label count, as queries and as neighbours (the map neighbours are
+    searched among labelled items).
+
+    Parameters
+    ----------
+    layout : np.ndarray
+        (N, 2) map.
+    labels : pd.Series
+        N labels (missing values are left out).
+    k : int
+        Map neighbours per item.
+    sample : int
+        Query items sampled.
+    seed : int
+        Seed of the sample and of the shuffles (``LABEL_SHUFFLES`` of them, averaged).
+
+    Returns
+    -------
+    dict or None
+        ``label_agreement@10`` and ``label_agreement_shuffled@10`` (fractions), or None
+        with fewer than k + 2 labelled items.
+    """
+    values = pd.Series(labels).reset_index(drop=True)
+    known = np.flatnonzero(values.notna().to_numpy())
+    if len(known) < k + 2:
+        return None
+    codes = pd.factorize(values.iloc[known].astype(str))[0]
+    queries = sample_items(len(known), sample, seed)
+    found = map_neighbours(np.asarray(layout)[known], k, queries)
+    agreement = float((codes[found] == codes[queries][:, None]).mean())
+    rng = np.random.default_rng(seed)
+    shuffled = []
+    for _ in range(LABEL_SHUFFLES):
+        permuted = rng.permutation(codes)
+        shuffled.append(float((permuted[found] == permuted[queries][:, None]).mean()))
+    return {"label_agreement@10": agreement, "label_agreement_shuffled@10": float(np.mean(shuffled))}
+
+
 def duplicate_rows(vectors: np.ndarray) -> int:
     """How many rows are exact copies of at least one other row (all copies counted).
 

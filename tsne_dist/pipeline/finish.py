@@ -65,8 +65,7 @@ def write_outputs(runner: StageRunner, ids: np.ndarray, metadata: pd.DataFrame |
     if not unchanged:
         _export_viewer(location)
         store.record_drawn(drawing)
-    logger.info("map written to %s (recall@10 %.3f, trustworthiness@10 %.3f)", out,
-                metrics["knn_recall@10"], metrics["trustworthiness@10"])
+    logger.info("map written to %s: %s", out, key_figures(metrics))
     if "stability" in metrics:
         figures = metrics["stability"]
         logger.info("against %s: %d shared items moved %.2f (median) / %.2f (95th percentile) median map-neighbour "
@@ -75,6 +74,17 @@ def write_outputs(runner: StageRunner, ids: np.ndarray, metadata: pd.DataFrame |
                     100 * figures["kept_neighbours@10"])
     return Result(out=out, layout=table, metrics=metrics, stages_run=runner.stages_run,
                   stages_skipped=runner.stages_skipped)
+
+
+def key_figures(metrics: dict[str, Any]) -> str:
+    """One line of the figures that say whether to trust a map (printed at the end of a run)."""
+    parts = [f"recall@10 {metrics['knn_recall@10']:.3f}", f"trustworthiness@10 {metrics['trustworthiness@10']:.3f}"]
+    if metrics.get("silhouette_2d") is not None:
+        parts.append(f"silhouette_2d {metrics['silhouette_2d']:.3f}")
+    if metrics.get("label_agreement@10") is not None:
+        parts.append(f"label agreement@10 {metrics['label_agreement@10']:.3f} (shuffled labels "
+                     f"{metrics['label_agreement_shuffled@10']:.3f})")
+    return ", ".join(parts)
 
 
 def _drawing_fingerprint(runner: StageRunner, metadata: pd.DataFrame | None) -> str:
@@ -121,7 +131,8 @@ def metrics_document(runner: StageRunner, n_items: int) -> dict[str, Any]:
         "n_dims": markers.get("vectors", {}).get("n_dims"),
         "knn_recall@10": figures["knn_recall@10"],
         "trustworthiness@10": figures["trustworthiness@10"],
-        **{key: figures[key] for key in ("silhouette_2d", "silhouette_hd") if key in figures},
+        **{key: figures[key] for key in ("silhouette_2d", "silhouette_hd", "label_agreement@10",
+                                         "label_agreement_shuffled@10") if key in figures},
         "kl_divergence": layout_attrs.get("kl_divergence"),
         "engine": layout_attrs.get("engine"),
         "knn_backend": markers["knn"].get("params", {}).get("backend"),

@@ -16,7 +16,8 @@ import pandas as pd
 from ..affinity import joint_probabilities
 from ..cooccurrence.quality import graph_quality
 from ..io.sources import describe_source
-from ..metrics import collapse_check, duplicate_rows, label_problem, neighbour_quality, silhouettes
+from ..metrics import (collapse_check, duplicate_rows, label_agreement, label_problem, neighbour_quality,
+                       silhouettes)
 from ..neighbors import graph_recall, nearest_neighbors
 from ..stability import stability
 from ..tsne import initial_layout, optimize_layout
@@ -143,6 +144,9 @@ def metrics_stage(runner: StageRunner, metadata: pd.DataFrame | None) -> None:
             figures, warnings = _against_vectors(runner, layout, usable)
         else:
             figures, warnings = _against_graph(runner, layout, usable)
+        if usable is not None:
+            agreement = label_agreement(layout, usable, sample=config.metrics_sample, seed=config.seed)
+            figures.update(_rounded(agreement or {}))
         if plan.previous is not None:
             figures["stability"] = _rounded(stability(plan.previous.ids, plan.previous.layout,
                                                       runner.store.read_ids(), layout))
