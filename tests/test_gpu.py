@@ -86,9 +86,9 @@ def test_transform_on_cupy_tracks_numpy(problem):
         *bruteforce_knn(vectors[:2500].astype(np.float64), 30), 10.0)).optimize(200).layout
     indices, distances = exact_knn_between(vectors[2500:], vectors[:2500], 30, "euclidean", xp=cp)
     affinities = conditional_probabilities(distances, 10.0)
-    cpu = transform_layout(reference, indices, affinities, n_iter=100)
-    gpu = transform_layout(reference, indices, affinities, n_iter=100, xp=cp)
-    np.testing.assert_allclose(gpu, cpu, rtol=1e-5, atol=1e-5)
+    cpu = transform_layout(reference, indices, affinities, n_iter=20)
+    gpu = transform_layout(reference, indices, affinities, n_iter=20, xp=cp)
+    np.testing.assert_allclose(gpu, cpu, rtol=1e-4, atol=1e-4)
 
 
 def test_warm_start_runs_on_cupy(tmp_path):

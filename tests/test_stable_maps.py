@@ -110,7 +110,7 @@ def _refused(capsys, out: str, *argv: str) -> str:
     code, _, err = run_cli(capsys, *argv)
     lines = [line for line in err.strip().splitlines() if line.startswith("tsne-dist: error")]
     assert code == 2 and len(lines) == 1, err
-    assert not os.path.exists(out) or done_stages(out) == []
+    assert not os.path.exists(out) or os.listdir(out) == []  # nothing written, not even an empty folder
     return lines[0]
 
 
@@ -133,13 +133,35 @@ def test_bad_init_from_is_one_line_and_writes_nothing(days, tmp_path, capsys):
     np.save(other_ids, np.array([f"x-{i}" for i in range(len(days["vectors2"]))]))
     line = _refused(capsys, str(tmp_path / "o4"), "run", "--vectors", files2["vectors"], "--ids", str(other_ids),
                     "--out", str(tmp_path / "o4"), "--init-from", outs["day1"], "-q")
-    assert "shares no item id" in line
+    assert "share 0 item ids" in line
+    np.save(other_ids, np.array([f"x-{i}" for i in range(len(days["vectors2"]) - 2)] + ["item-0", "item-1"]))
+    line = _refused(capsys, str(tmp_path / "o4"), "run", "--vectors", files2["vectors"], "--ids", str(other_ids),
+                    "--out", str(tmp_path / "o4"), "--init-from", outs["day1"], "-q")
+    assert "share 2 item ids" in line and "at least 3" in line  # too few to align: refused before any work
+    before = sorted(os.listdir(outs["day1"]))
+    line = _refused(capsys, outs["day1"] + "-unused", "run", "--vectors", days["files1"]["vectors"], "--ids",
+                    days["files1"]["ids"], "--out", outs["day1"], "--init-from", outs["day1"], "-q")
+    assert "is this run's own" in line and sorted(os.listdir(outs["day1"])) == before
     _, parts = synthetic_interactions(100, 80, 3000, n_categories=4, seed=1)
     pd.concat(list(parts)).to_parquet(tmp_path / "log.parquet", index=False)
     line = _refused(capsys, str(tmp_path / "o5"), "run", "--interactions", str(tmp_path / "log.parquet"),
                     "--collection-col", "user", "--item-col", "item", "--out", str(tmp_path / "o5"),
                     "--init-from", outs["day1"], "-q")
     assert "is a map of vectors, this run maps interactions" in line
+
+
+def test_an_interaction_log_with_no_id_in_common_is_refused_before_the_cooccurrence(tmp_path, capsys):
+    _, parts = synthetic_interactions(300, 200, 4000, n_categories=4, seed=2)
+    log = pd.concat(list(parts))
+    log.to_parquet(tmp_path / "a.parquet", index=False)
+    log.assign(item=log["item"] + 100_000).to_parquet(tmp_path / "b.parquet", index=False)
+    flags = ["--collection-col", "user", "--item-col", "item", "--min-count", "2", "-q"]
+    assert run_cli(capsys, "run", "--interactions", str(tmp_path / "a.parquet"), "--out", str(tmp_path / "a"),
+                   *flags)[0] == 0
+    code, _, err = run_cli(capsys, "run", "--interactions", str(tmp_path / "b.parquet"), "--out",
+                           str(tmp_path / "b"), "--init-from", str(tmp_path / "a"), *flags)
+    assert code == 2 and "and the previous map in" in err and "share 0 item ids" in err
+    assert done_stages(str(tmp_path / "b")) == ["items"]  # the vocabulary (needed to know the ids), nothing after
 
 
 def test_transform_places_new_items_without_moving_the_map(days, tmp_path, capsys):
@@ -221,9 +243,10 @@ def test_compare_refuses_runs_of_other_catalogs(days, tmp_path, capsys):
 
 def test_sweep_shares_one_knn_graph(days, tmp_path, capsys):
     out = tmp_path / "sweep"
+    fast = ["--n-iter", "150", "--early-exaggeration-iter", "50"]  # plumbing: a short optimisation will do
     code, printed, err = run_cli(capsys, "sweep", "--perplexity", "5,15", "--vectors", days["files1"]["vectors"],
                                  "--ids", days["files1"]["ids"], "--metadata", days["files1"]["metadata"],
-                                 "--color-by", "category", "--out", str(out), "-q")
+                                 "--color-by", "category", "--out", str(out), "-q", *fast)
     assert code == 0, err
     table = json.loads((out / "sweep.json").read_text())["table"]
     assert [row["perplexity"] for row in table] == [5.0, 15.0]
@@ -232,5 +255,16 @@ def test_sweep_shares_one_knn_graph(days, tmp_path, capsys):
     assert "knn" in large["stages_run"] and "knn" in small["stages_skipped"]  # one kNN, for the largest k
     assert small["n_neighbors"] == 45 and small["perplexity"] == 5.0
     assert (out / "sweep.png").stat().st_size > 10_000 and "| 5 | 15 |" in printed
+    # a copy of the shared stages cut short (no root metadata) is made again on the rerun, not trusted
+    shutil.rmtree(out / "perplexity-5")
+    shutil.copytree(out / "perplexity-15" / "run.zarr" / "knn", out / "perplexity-5" / "run.zarr" / "knn")
+    code, _, err = run_cli(capsys, "sweep", "--perplexity", "5,15", "--vectors", days["files1"]["vectors"],
+                           "--ids", days["files1"]["ids"], "--metadata", days["files1"]["metadata"],
+                           "--color-by", "category", "--out", str(out), "-q", *fast)
+    assert code == 0, err
+    assert "knn" in read_metrics(str(out / "perplexity-5"))["stages_skipped"]
+    assert read_metrics(str(out / "perplexity-15"))["stages_run"] == []
     assert _refused(capsys, str(tmp_path / "s2"), "sweep", "--perplexity", "ten", "--vectors",
                     days["files1"]["vectors"], "--out", str(tmp_path / "s2"))
+    assert "perplexity 2000" in _refused(capsys, str(tmp_path / "s3"), "sweep", "--perplexity", "5,2000",
+                                         "--vectors", days["files1"]["vectors"], "--out", str(tmp_path / "s3"))

@@ -37,9 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_setting_flags(run)
     _add_logging_flags(run)
 
-    sweep = commands.add_parser("sweep", help="one map per perplexity from one kNN graph: PNG grid, metrics table")
+    sweep = commands.add_parser("sweep", help="one map per perplexity from one kNN graph: PNG grid, metrics table",
+                                description="One run per perplexity in OUT/perplexity-P/ (the kNN graph computed "
+                                            "once, for the largest), then OUT/sweep.png, sweep.json and sweep.md.")
     sweep.add_argument("config", nargs="?", help="YAML or TOML config file (flags override it)")
-    sweep.add_argument("--perplexity", required=True, metavar="LIST", help="perplexities, e.g. 10,30,100")
+    sweep.add_argument("--perplexity", required=True, metavar="LIST",
+                       help="perplexities, e.g. 10,30,100 (each value once; the largest runs first)")
     _add_setting_flags(sweep, skip=("perplexity",))
     _add_logging_flags(sweep)
 
@@ -76,10 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     transform.add_argument("--out", required=True, help="output folder or URL (not a run's folder)")
     transform.add_argument("--ids", default=None, help="the new items' ids (default: from the vectors file)")
     transform.add_argument("--metadata", default=None, help="metadata of the new items, joined by --id-col")
-    transform.add_argument("--id-col", default="id")
-    transform.add_argument("--vector-col", default=None)
+    transform.add_argument("--id-col", default="id", help="id column of Parquet/CSV inputs (default: id)")
+    transform.add_argument("--vector-col", default=None, help="Parquet: the list column holding the vectors")
     transform.add_argument("--perplexity", type=float, default=None, help="default: the reference run's")
-    transform.add_argument("--n-iter", type=int, default=250, help="optimisation steps (default: 250)")
+    transform.add_argument("--n-iter", type=int, default=None, help="optimisation steps (default: 250)")
     transform.add_argument("--color-by", default=None, help="column that colours map.png (default: the reference's)")
     _add_storage_flag(transform)
     _add_logging_flags(transform)
@@ -184,7 +187,8 @@ def _run_command(args: argparse.Namespace) -> int:
         print(plan_report(config))
         return 0
     result = run(config)
-    print(f"map: {result.out}  {key_figures(result.metrics)}")
+    if not args.quiet:
+        print(f"map: {result.out}  {key_figures(result.metrics)}")
     return 0
 
 
@@ -221,25 +225,25 @@ def _export_command(args: argparse.Namespace) -> int:
 def _transform_command(args: argparse.Namespace) -> int:
     from .pipeline.transform import transform
 
+    options = {} if args.n_iter is None else {"n_iter": args.n_iter}
     result = transform(args.reference, args.vectors, args.out, ids=args.ids, metadata=args.metadata,
                        id_col=args.id_col, vector_col=args.vector_col, perplexity=args.perplexity,
-                       n_iter=args.n_iter, color_by=args.color_by, storage_options=_storage_options(args))
+                       color_by=args.color_by, storage_options=_storage_options(args), **options)
     metrics = result.metrics
-    print(f"placed {metrics['n_new']:,} items into {metrics['transform_of']}: recall@10 "
+    print(f"placed {metrics['n_new']:,} new items beside the map in {metrics['transform_of']} (unchanged): recall@10 "
           f"{metrics['knn_recall@10']:.3f}, trustworthiness@10 {metrics['trustworthiness@10']:.3f}; "
           f"written to {result.out}")
     return 0
 
 
 def _compare_command(args: argparse.Namespace) -> int:
-    from .pipeline.compare import REPORT_HTML, compare
+    from .pipeline.compare import compare
 
     result = compare(args.run_a, args.run_b, args.out, color_by=args.color_by, label=args.label,
                      storage_options=_storage_options(args))
     summary = result.summary
     print(f"{summary['n_shared']:,} shared items: median displacement {summary['displacement_median']:.2f}, "
-          f"map neighbours Jaccard {summary['map_jaccard_mean']:.2f}; report: "
-          f"{os.path.join(result.out, REPORT_HTML) if '://' not in result.out else result.out + '/' + REPORT_HTML}")
+          f"map neighbours Jaccard {summary['map_jaccard_mean']:.2f}; report: {result.report}")
     return 0
 
 

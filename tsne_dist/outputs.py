@@ -49,7 +49,7 @@ def write_layout(location: Location, table: pd.DataFrame) -> str:
 
 def write_metrics(location: Location, metrics: dict[str, Any]) -> str:
     """Write ``metrics.json`` whole (NaN becomes null); return its path or URL."""
-    text = json.dumps(_json_safe(metrics), indent=2, sort_keys=False)
+    text = json.dumps(json_safe(metrics), indent=2, sort_keys=False)
     return location.write_file(METRICS_FILE, lambda tmp: open(tmp, "w").write(text + "\n"))
 
 
@@ -73,11 +73,12 @@ def remove_outputs(location: Location) -> None:
         location.remove("viewer")
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities as None, numpy scalars as Python numbers, keys as text (for JSON)."""
     if isinstance(value, dict):
-        return {str(key): _json_safe(item) for key, item in value.items()}
+        return {str(key): json_safe(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(item) for item in value]
+        return [json_safe(item) for item in value]
     if isinstance(value, (np.floating, float)):
         return None if not math.isfinite(float(value)) else float(value)
     if isinstance(value, np.integer):

@@ -20,7 +20,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 from typing import Any
 
 from fsspec.implementations.dirfs import DirFileSystem
@@ -130,6 +129,23 @@ class RunStore:
         The location must hold no store yet; stages ``source`` has not finished are not
         copied. Both stores must be on the same file system (e.g. folders of one bucket).
 
+        Parameters
+        ----------
+        location : str
+            The new run's output folder (path or URL).
+        source : RunStore
+            A store open for reading.
+        stages : tuple of str
+            Stage groups to copy when ``source`` finished them (``items`` goes with a
+            finished ``vectors`` stage, which writes it).
+        storage_options : dict, optional
+            fsspec options for a URL.
+
+        Returns
+        -------
+        RunStore
+            Not opened (a run opens it with :meth:`for_run`).
+
         Raises
         ------
         StoreError
@@ -142,21 +158,25 @@ class RunStore:
         # the vector path writes items/ids inside its vectors stage, with no marker of its own
         done = [stage for stage in stages if stage in present
                 and (source.marker(stage) or (stage == "items" and source.marker("vectors")))]
-        source_root, target_root = source.place.join(STORE_NAME), store.place.join(STORE_NAME)
+        fs = store.place.fs
+        source_root, target_root = source.place.fs_path(STORE_NAME), store.place.fs_path(STORE_NAME)
+        files = [path for stage in done for path in sorted(fs.find(f"{source_root}/{stage}"))]
+        # data first, then each group's zarr.json (its marker), the root's last: a copy cut short
+        # has no root metadata, so it is never taken for a store (see ``seed_is_complete``)
+        ordered = ([path for path in files if not path.endswith("/zarr.json")]
+                   + [path for path in files if path.endswith("/zarr.json")] + [f"{source_root}/zarr.json"])
         with storage_errors(store.place, "write to output location"):
-            if store.place.is_local:  # copied files get the user's umask, like everything else we write
-                os.makedirs(target_root)
-                shutil.copyfile(os.path.join(source_root, "zarr.json"), os.path.join(target_root, "zarr.json"))
-                for stage in done:
-                    shutil.copytree(os.path.join(source_root, stage), os.path.join(target_root, stage))
-            else:
-                fs = store.place.fs
-                source_path, target_path = source.place.fs_path(STORE_NAME), store.place.fs_path(STORE_NAME)
-                fs.copy(f"{source_path}/zarr.json", f"{target_path}/zarr.json")
-                for stage in done:
-                    fs.copy(f"{source_path}/{stage}", f"{target_path}/{stage}", recursive=True)
+            for path in ordered:
+                target = target_root + path[len(source_root):]
+                if store.place.is_local:
+                    os.makedirs(os.path.dirname(target), exist_ok=True)
+                fs.cp_file(path, target)
         logger.info("copied the finished stages %s of %s into %s", ", ".join(done), source.url, store.url)
         return store
+
+    def seed_is_complete(self) -> bool:
+        """False when a :meth:`seeded_from` copy was cut short (no root metadata yet)."""
+        return self.place.exists(STORE_NAME, "zarr.json")
 
     def _open_options(self) -> dict[str, Any]:
         return {"storage_options": self.storage_options} if is_url(self.url) and self.storage_options else {}

@@ -34,6 +34,8 @@ class CompareResult:
     ----------
     out : str
         Report folder (local path or URL).
+    report : str
+        Path or URL of ``report.html``.
     summary : dict
         As in ``compare.json``.
     items : pd.DataFrame
@@ -41,6 +43,7 @@ class CompareResult:
     """
 
     out: str
+    report: str
     summary: dict[str, Any]
     items: pd.DataFrame
 
@@ -96,7 +99,6 @@ def compare(run_a: str, run_b: str, out: str, *, color_by: str | None = None, la
         location = Location(out, storage_options)
         if RunStore(location.url, storage_options=storage_options).exists():
             raise StoreError(f"out {location.url} holds a tsne_dist run", "write the report to a new folder")
-        location.check_writable()
         shared = shared_items(first.ids, second.ids)
         if len(shared) < 3:
             raise InputError(f"{first.out} and {second.out} share {len(shared)} item ids (at least 3 needed)",
@@ -104,6 +106,7 @@ def compare(run_a: str, run_b: str, out: str, *, color_by: str | None = None, la
         table_a, table_b = _layout_table(first), _layout_table(second)
         color_by = _column(color_by, first.config.get("color_by"), "color_by", table_a, table_b)
         label = _column(label, first.config.get("label") or color_by, "label", table_a, table_b)
+        location.check_writable()  # every check passed: only now is the report folder made
         items = _per_item(first, second, shared, k)
         aligned_b = _fitted_onto(first, second, shared)
         silhouettes = _label_silhouettes(first, second, shared, table_a, table_b, label, sample, seed)
@@ -115,10 +118,10 @@ def compare(run_a: str, run_b: str, out: str, *, color_by: str | None = None, la
                                shared)
         summary["most_moved"], summary["most_changed"] = most_moved, most_changed
         write_compare_report(location, summary, first.layout, aligned_b, values, color_by, COMPARE_JSON, REPORT_HTML)
-    logger.info("compared %s and %s: %d shared items, median displacement %.2f, map neighbours kept %.0f%%; "
+    logger.info("compared %s and %s: %d shared items, median displacement %.2f, map-neighbour Jaccard %.2f; "
                 "report in %s", first.out, second.out, len(shared), summary["displacement_median"],
-                100 * summary["map_jaccard_mean"], location.join(REPORT_HTML))
-    return CompareResult(out=location.url, summary=summary, items=items)
+                summary["map_jaccard_mean"], location.join(REPORT_HTML))
+    return CompareResult(out=location.url, report=location.join(REPORT_HTML), summary=summary, items=items)
 
 
 def _column(asked: str | None, default: str | None, what: str, table_a: pd.DataFrame,
@@ -128,7 +131,9 @@ def _column(asked: str | None, default: str | None, what: str, table_a: pd.DataF
     if name is None or (name in table_a and name in table_b):
         return name
     if asked is not None:
-        raise ConfigError(f"{what} column {name!r} is not in both runs' {LAYOUT_FILE}",
+        both = [column for column in table_a.columns if column in table_b and column not in ("id", "x", "y")]
+        raise ConfigError(f"{what} column {name!r} is not in both runs' {LAYOUT_FILE} (both hold: "
+                          f"{', '.join(map(str, both)) or 'no metadata column'})",
                           f"pass --{what.replace('_', '-')} with a column both hold")
     logger.warning("run A's %s column %r is not in both runs' %s: not used", what, name, LAYOUT_FILE)
     return None
@@ -155,8 +160,8 @@ def _per_item(first: PreviousMap, second: PreviousMap, shared, k: int) -> pd.Dat
     if knn_a is None or knn_b is None:
         knn_jaccard = np.full(len(shared), np.nan)
     else:
-        # B's neighbours as A's row numbers (-1: an item A does not hold), so both lists share keys
-        a_row_of_b = np.full(len(second.ids), -1, dtype=np.int64)
+        # B's neighbours keyed as A's row numbers; an item only B holds gets a key of its own (N_a + its row)
+        a_row_of_b = len(first.ids) + np.arange(len(second.ids), dtype=np.int64)
         a_row_of_b[shared.rows_b] = shared.rows_a
         in_b = np.where(knn_b[shared.rows_b] >= 0, a_row_of_b[np.maximum(knn_b[shared.rows_b], 0)], -1)
         knn_jaccard = neighbour_sets_overlap(knn_a[shared.rows_a], in_b, jaccard=True)

@@ -88,6 +88,8 @@ def run_interactions(plan: Plan) -> Result:
             return clients[0]
 
         ids = items_stage(runner, frame, table, client)
+        if plan.previous is not None:  # refused before the co-occurrence: the ids are known from here on
+            plan.previous.shared_with(ids, "this log's items")
         metadata = joined_metadata(config, ids, table)
         cooccurrence_stage(runner, frame, client)
     if config.embed_dim is not None:

@@ -19,6 +19,7 @@ import pandas as pd
 
 from ..cluster import check_cluster_request
 from ..config import Config, build_config, read_config_file
+from ..errors import ConfigError
 from ..io.sources import is_in_memory, require_exists
 from ..neighbors import choose_backend, gpu_free_bytes
 from ..neighbors.gpu import rapids_search
@@ -145,12 +146,14 @@ class Plan:
 
     def _perplexity(self) -> Choice:
         """The perplexity each row is calibrated to: a row of k neighbours cannot exceed k."""
-        asked = self.config.perplexity
-        if self.k >= asked:
+        asked, used = self.config.perplexity, self.config.affinity_neighbors
+        k = self.k if used is None else min(self.k, used)
+        if k >= asked:
             return Choice(asked, asked, "requested")
-        return Choice(asked, float(self.k),
-                      f"with n_neighbors {self.k} each row is calibrated to perplexity {self.k}, not {asked:g}; for "
-                      f"perplexity {asked:g} set n_neighbors to at least {int(round(3 * asked))}")
+        name = "n_neighbors" if used is None or used >= self.k else "affinity_neighbors"
+        return Choice(asked, float(k),
+                      f"with {name} {k} each row is calibrated to perplexity {k}, not {asked:g}; for "
+                      f"perplexity {asked:g} set {name} to at least {int(round(3 * asked))}")
 
     def warnings(self) -> list[str]:
         """Choices that differ from the request for a reason the user should hear about."""
@@ -233,6 +236,10 @@ def make_plan(config: Config | dict[str, Any] | str) -> Plan:
     schedule = Schedule(**{name: getattr(config, name) for name in Schedule.names()})
     previous = None
     if config.init_from is not None:
+        if Location(config.init_from, config.storage_options).url.rstrip("/") == out.rstrip("/"):
+            raise ConfigError(f"init_from {config.init_from} is this run's own `out`",
+                              "write each run to its own folder (e.g. maps/2026-12-01) and set `init_from` to the "
+                              "previous one")
         with storage_options_applied(config.storage_options, [config.init_from]):
             previous = read_previous(config.init_from, config.storage_options)
         check_same_kind(previous, config.to_dict())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ from ..storage import Location, storage_errors
 from ..store import RunStore
 
 FINISHED_STAGES = ("layout", "metrics")
+MIN_SHARED = 3  # a Procrustes fit of two maps needs three shared items
 
 
 @dataclass(frozen=True)
@@ -60,12 +62,13 @@ class PreviousMap:
         Raises
         ------
         InputError
-            When no item is shared.
+            When fewer than ``MIN_SHARED`` items are shared.
         """
         shared = shared_items(ids, self.ids)
-        if len(shared) == 0:
-            raise InputError(f"{what} shares no item id with the previous map in {self.out} "
-                             f"(its ids look like {_examples(self.ids)}, these like {_examples(ids)})",
+        if len(shared) < MIN_SHARED:
+            raise InputError(f"{what} and the previous map in {self.out} share {len(shared)} item ids (at least "
+                             f"{MIN_SHARED} needed; its ids look like {_examples(self.ids)}, these like "
+                             f"{_examples(ids)})",
                              "warm-start from a map of the same catalog, with the same ids (`id_col`, `ids`)")
         return shared
 
@@ -100,11 +103,12 @@ def read_previous(out: str, storage_options: dict[str, Any] | None, *, flag: str
         When ``out`` holds no tsne_dist run, or one that has not finished.
     """
     location = Location(out, storage_options)
-    try:
-        store = RunStore.open(location.url, storage_options=storage_options)
-    except StoreError:
+    if location.is_local and not os.path.exists(location.url):
+        raise StoreError(f"{flag} {location.url} does not exist", "pass the output folder of a finished run")
+    if not RunStore(location.url, storage_options=storage_options).exists():  # unreachable storage: its own error
         raise StoreError(f"{flag} {location.url} holds no tsne_dist run (no run.zarr)",
-                         "pass the output folder of a finished run") from None
+                         "pass the output folder of a finished run")
+    store = RunStore.open(location.url, storage_options=storage_options)
     unfinished = [stage for stage in FINISHED_STAGES if not store.marker(stage)]
     if unfinished or not location.exists(LAYOUT_FILE):
         missing = f"its {unfinished[0]} stage is not done" if unfinished else f"it has no {LAYOUT_FILE}"

@@ -5,12 +5,13 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..config import read_config_file
-from ..errors import ConfigError
+from ..errors import ConfigError, UserError
 from ..outputs import MAP_FILE
 from ..settings import neighbours_for
 from ..storage import Location, storage_options_applied
@@ -94,28 +95,29 @@ def sweep(config: dict[str, Any] | str, perplexities: str | Sequence[float], *, 
     tsne_dist.errors.UserError
         For bad settings or input (checked for every perplexity before the first runs).
     """
-    from . import run
-
     values = read_config_file(config) if isinstance(config, str) else dict(config)
     chosen = parse_perplexities(perplexities)
     if not values.get("out"):
         raise ConfigError("no output folder given", "set `out` to the sweep's folder")
+    if values.get("affinity_neighbors") is not None:
+        raise ConfigError("sweep sets `affinity_neighbors` itself (3 x each perplexity)",
+                          "leave out `affinity_neighbors`; set `n_neighbors` for the shared kNN graph")
     storage_options = coerce_config({**values, "perplexity": chosen[0]}).storage_options
     location = Location(values["out"], storage_options)
     settings = {p: _settings_for(values, p, chosen[0], location) for p in chosen}
+    folders = [settings[p]["out"] for p in chosen]
+    if len(set(folders)) < len(folders):
+        raise ConfigError(f"perplexities {perplexities!r} name the same folder twice ({', '.join(folders)})",
+                          "pass perplexities that differ in their first 6 significant digits")
     for p in chosen:
         coerce_config(dict(settings[p]))  # every perplexity's settings are checked before anything runs
-    runs: dict[float, Result] = {}
-    first: RunStore | None = None
-    for p in chosen:
-        out = settings[p]["out"]
-        if first is not None:
-            with storage_options_applied(storage_options, [out]):
-                if not RunStore(out, storage_options=storage_options).exists():
-                    RunStore.seeded_from(out, first, SHARED_STAGES, storage_options=storage_options)
-        logger.info("sweep: perplexity %g in %s", p, out)
-        runs[p] = run(settings[p], verbose=verbose)
-        first = first or RunStore.open(runs[p].out, storage_options=storage_options)
+    existed = location.is_local and os.path.exists(location.url)
+    try:
+        runs = _run_each(chosen, settings, storage_options, verbose)
+    except UserError:
+        if location.is_local and not existed and os.path.isdir(location.url) and not os.listdir(location.url):
+            os.rmdir(location.url)  # the folder this failed sweep made, still empty: leave no clutter
+        raise
     table = [_row(p, settings[p], runs[p]) for p in sorted(chosen)]
     with storage_options_applied(storage_options, [location.url]):
         _write_grid(location, [(p, Location(runs[p].out, storage_options)) for p in sorted(chosen)])
@@ -126,6 +128,29 @@ def sweep(config: dict[str, Any] | str, perplexities: str | Sequence[float], *, 
         location.write_file(SWEEP_TABLE, lambda tmp: open(tmp, "w").write(markdown))
     logger.info("sweep written to %s:\n%s", location.url, markdown)
     return SweepResult(out=location.url, runs=runs, table=table)
+
+
+def _run_each(chosen: list[float], settings: dict[float, dict[str, Any]], storage_options: dict[str, Any] | None,
+              verbose: bool) -> dict[float, Result]:
+    """Run every perplexity, largest first; the later runs start from copies of the first run's shared stages."""
+    from . import run
+
+    runs: dict[float, Result] = {}
+    first: RunStore | None = None
+    for p in chosen:
+        out = settings[p]["out"]
+        if first is not None:
+            with storage_options_applied(storage_options, [out]):
+                target = RunStore(out, storage_options=storage_options)
+                if target.exists() and not target.seed_is_complete():
+                    logger.info("sweep: %s holds a copy cut short; copying again", target.url)
+                    target.delete()
+                if not target.exists():
+                    RunStore.seeded_from(out, first, SHARED_STAGES, storage_options=storage_options)
+        logger.info("sweep: perplexity %g in %s", p, out)
+        runs[p] = run(settings[p], verbose=verbose)
+        first = first or RunStore.open(runs[p].out, storage_options=storage_options)
+    return runs
 
 
 def _settings_for(values: dict[str, Any], perplexity: float, largest: float, location: Location) -> dict[str, Any]:

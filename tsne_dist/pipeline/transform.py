@@ -9,9 +9,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..affinity import conditional_probabilities
+from ..affinity import check_item_count, conditional_probabilities
 from ..config import build_config
-from ..errors import InputError, StoreError
+from ..errors import ConfigError, InputError, StoreError
+from ..io.sources import source_name
 from ..metrics import neighbour_quality, sample_items
 from ..neighbors.exact import exact_knn_between
 from ..outputs import LAYOUT_FILE, layout_table, write_layout, write_map, write_metrics
@@ -100,6 +101,8 @@ def transform(reference: str, vectors: Any, out: str, *, ids: Any = None, metada
     ConfigError
         For bad settings.
     """
+    if n_iter < 0:
+        raise ConfigError(f"n_iter must be at least 0, got {n_iter}", "pass `n_iter` 0 or more")
     with verbose_logging(verbose), storage_options_applied(storage_options, [reference, out] + (
             [vectors] if isinstance(vectors, str) else [])):
         timings = StageTimings()
@@ -114,8 +117,13 @@ def transform(reference: str, vectors: Any, out: str, *, ids: Any = None, metada
             location = _checked_output(config.out, storage_options, previous)
             reference_vectors = _reference_vectors(previous)
             new_vectors, new_ids = read_vector_inputs(config)
+            if ids is None and np.array_equal(np.asarray(new_ids).astype(str), np.arange(len(new_ids)).astype(str)):
+                raise ConfigError(f"the new vectors in {source_name(vectors)} carry no ids (they would be numbered "
+                                  "0, 1, ... like the rows of any other file)", "pass the new items' ids with `ids`")
+            check_item_count(len(reference_vectors), config.perplexity, int(round(3 * config.perplexity)))
             _check_new_items(previous, reference_vectors, new_vectors, new_ids)
             new_metadata = joined_metadata(config, new_ids, metadata_table(config))
+            location.check_writable()  # every check passed: only now is the output folder made
         xp = cupy_or_none() or np
         k = min(int(round(3 * config.perplexity)), len(reference_vectors))
         with timings.stage("knn"):
@@ -140,8 +148,9 @@ def transform(reference: str, vectors: Any, out: str, *, ids: Any = None, metada
             "timings": timings.seconds, "peak_memory_mb": timings.peak_memory_mb, "tsne_dist_version": __version__,
         }
         write_metrics(location, metrics)
-    logger.info("placed %d new items into %s: recall@10 %.3f, trustworthiness@10 %.3f (new items); written to %s",
-                len(new_ids), previous.out, figures["knn_recall@10"], figures["trustworthiness@10"], location.url)
+    logger.info("placed %d new items beside the map in %s (unchanged): recall@10 %.3f, trustworthiness@10 %.3f "
+                "(new items); written to %s", len(new_ids), previous.out, figures["knn_recall@10"],
+                figures["trustworthiness@10"], location.url)
     return TransformResult(out=location.url, layout=table, metrics=metrics)
 
 
@@ -153,7 +162,6 @@ def _checked_output(out: str, storage_options: dict[str, Any] | None, previous: 
     if RunStore(location.url, storage_options=storage_options).exists():
         raise StoreError(f"out {location.url} holds a tsne_dist run; its layout.parquet would no longer match it",
                          "pass a new `out` folder for the transform")
-    location.check_writable()
     return location
 
 

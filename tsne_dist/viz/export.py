@@ -137,6 +137,8 @@ def export_viewer(out: str, compare: str | None = None, *, color_by: str | None 
     second = None
     if compare:
         *second, moved = _compare_layout(table, Location(compare, storage_options), LAYOUT_FILE)
+        if DISPLACEMENT_COLUMN in table:  # a metadata column of that name keeps its values, under another name
+            table = table.rename(columns={DISPLACEMENT_COLUMN: f"meta_{DISPLACEMENT_COLUMN}"})
         table[DISPLACEMENT_COLUMN] = moved  # a number column: the viewer can colour by it
     metrics = json.loads(location.read_bytes(METRICS_FILE)) if location.exists(METRICS_FILE) else None
     tmp = tempfile.mkdtemp(dir=location.url if location.is_local else None, prefix=".viewer-")

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..outputs import json_safe
 from .png import render_map
 
 COMPARE_PNG = "compare.png"
@@ -45,14 +46,15 @@ def write_compare_report(location, summary: dict[str, Any], xy_a: np.ndarray, xy
     json_name, html_name : str
         File names.
     """
-    title = "A (left) and B (right, fitted onto A)" + (f", coloured by {color_by}" if color_by else "")
+    title = "A (left) and B (right, fitted onto A)" + (f", coloured by {color_by} (legend counts: both maps)"
+                                                        if color_by else "")
     with tempfile.TemporaryDirectory() as folder:
         png = os.path.join(folder, COMPARE_PNG)
         render_map(side_by_side(xy_a, xy_b), png, values, title=title, width=1600, height=800)
         with open(png, "rb") as handle:
             image = handle.read()
     location.write_file(COMPARE_PNG, lambda tmp: open(tmp, "wb").write(image))
-    text = json.dumps(summary, indent=2, default=str)
+    text = json.dumps(json_safe(summary), indent=2, default=str)
     location.write_file(json_name, lambda tmp: open(tmp, "w").write(text + "\n"))
     page = report_html(summary, image)
     return location.write_file(html_name, lambda tmp: open(tmp, "w", encoding="utf-8").write(page))
