@@ -39,7 +39,18 @@ class SharedItems:
 
 
 def shared_items(ids_a: np.ndarray, ids_b: np.ndarray) -> SharedItems:
-    """The items in both id arrays (ids compared as text, so 7 and "7" match)."""
+    """The items in both id arrays (ids compared as text, so 7 and "7" match, 7.0 and 7 do not).
+
+    Parameters
+    ----------
+    ids_a, ids_b : np.ndarray
+        (N_a,) and (N_b,) ids, each unique.
+
+    Returns
+    -------
+    SharedItems
+        Rows in A (ascending) and the same items' rows in B.
+    """
     position = pd.Index(pd.Series(ids_b).astype(str)).get_indexer(pd.Series(ids_a).astype(str))
     rows_a = np.flatnonzero(position >= 0)
     return SharedItems(rows_a=rows_a.astype(np.int64), rows_b=position[rows_a].astype(np.int64))
@@ -103,7 +114,18 @@ def align_layout(ids: np.ndarray, xy: np.ndarray, other_ids: np.ndarray, other_x
 
 
 def median_neighbour_distance(xy: np.ndarray) -> float:
-    """Median distance from each point to its nearest other point (0 only when most points coincide)."""
+    """Median distance from each point to its nearest other point (0 only when most points coincide).
+
+    Parameters
+    ----------
+    xy : np.ndarray
+        (N, 2) positions.
+
+    Returns
+    -------
+    float
+        In the positions' units; 0.0 for fewer than 2 points.
+    """
     xy = np.asarray(xy, dtype=np.float64)
     if len(xy) < 2:
         return 0.0
@@ -114,6 +136,13 @@ def median_neighbour_distance(xy: np.ndarray) -> float:
 def displacements(xy_a: np.ndarray, xy_b: np.ndarray, shared: SharedItems) -> np.ndarray:
     """How far each shared item moved from map A to map B once B is fitted onto A, in A's
     median nearest-neighbour distances.
+
+    Parameters
+    ----------
+    xy_a, xy_b : np.ndarray
+        (N_a, 2) and (N_b, 2) positions.
+    shared : SharedItems
+        The items both hold (:func:`shared_items`).
 
     Returns
     -------
@@ -162,6 +191,17 @@ def kept_map_neighbours(xy_a: np.ndarray, xy_b: np.ndarray, shared: SharedItems,
                         jaccard: bool = False) -> np.ndarray:
     """Per shared item, the share of its k map neighbours (among the shared items) that are
     its map neighbours in both maps (or their Jaccard index).
+
+    Parameters
+    ----------
+    xy_a, xy_b : np.ndarray
+        (N_a, 2) and (N_b, 2) positions.
+    shared : SharedItems
+        The items both hold.
+    k : int
+        Map neighbours per item (at most S - 1).
+    jaccard : bool
+        Return |A ∩ B| / |A ∪ B| instead of |A ∩ B| / k.
 
     Returns
     -------

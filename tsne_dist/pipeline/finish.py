@@ -77,7 +77,18 @@ def write_outputs(runner: StageRunner, ids: np.ndarray, metadata: pd.DataFrame |
 
 
 def key_figures(metrics: dict[str, Any]) -> str:
-    """One line of the figures that say whether to trust a map (printed at the end of a run)."""
+    """One line of the figures that say whether to trust a map (printed at the end of a run).
+
+    Parameters
+    ----------
+    metrics : dict
+        As in ``metrics.json``: recall and trustworthiness always; the silhouette and
+        the label agreement when present.
+
+    Returns
+    -------
+    str
+    """
     parts = [f"recall@10 {metrics['knn_recall@10']:.3f}", f"trustworthiness@10 {metrics['trustworthiness@10']:.3f}"]
     if metrics.get("silhouette_2d") is not None:
         parts.append(f"silhouette_2d {metrics['silhouette_2d']:.3f}")

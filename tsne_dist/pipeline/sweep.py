@@ -173,7 +173,18 @@ def _row(perplexity: float, settings: dict[str, Any], result: Result) -> dict[st
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
-    """The sweep's metrics as a Markdown table (one row per perplexity)."""
+    """The sweep's metrics as a Markdown table.
+
+    Parameters
+    ----------
+    rows : list of dict
+        One per perplexity, with the keys of ``TABLE_COLUMNS`` (missing values shown as –).
+
+    Returns
+    -------
+    str
+        The table, one line per row, ending with a newline.
+    """
     lines = ["| " + " | ".join(TABLE_COLUMNS) + " |", "|" + "---|" * len(TABLE_COLUMNS)]
     for row in rows:
         cells = [row.get(column) for column in TABLE_COLUMNS]

@@ -20,7 +20,18 @@ PANEL_GAP = 0.15  # blank space between the two maps, as a share of map A's widt
 
 
 def side_by_side(xy_a: np.ndarray, xy_b: np.ndarray) -> np.ndarray:
-    """Both layouts in one frame: B to the right of A, with a gap (B keeps its alignment to A)."""
+    """Both layouts in one frame: B to the right of A, with a gap (B keeps its alignment to A).
+
+    Parameters
+    ----------
+    xy_a, xy_b : np.ndarray
+        (N_a, 2) and (N_b, 2) positions, B already fitted onto A.
+
+    Returns
+    -------
+    np.ndarray
+        (N_a + N_b, 2) float64, A's rows first.
+    """
     xy_a, xy_b = np.asarray(xy_a, dtype=np.float64), np.asarray(xy_b, dtype=np.float64)
     width = float(np.ptp(xy_a[:, 0])) or 1.0
     shift = xy_a[:, 0].max() - xy_b[:, 0].min() + PANEL_GAP * width
