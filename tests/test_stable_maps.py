@@ -199,6 +199,9 @@ def test_transform_places_new_items_without_moving_the_map(days, tmp_path, capsy
     line = _refused(capsys, str(tmp_path / "t4"), "transform", str(tmp_path), "--vectors", str(new_vectors),
                     "--out", str(tmp_path / "t4"))
     assert "holds no tsne_dist run" in line
+    line = _refused(capsys, str(tmp_path / "t5"), "transform", days["outs"]["day1"], "--vectors", str(new_vectors),
+                    "--out", str(tmp_path / "t5"))
+    assert "carry no ids" in line and "--ids" in line
 
 
 def test_compare_report_opens_in_chromium_without_errors(days, tmp_path, capsys):

@@ -20,7 +20,8 @@ from .version import __version__
 logger = logging.getLogger("tsne_dist")
 
 def _add_logging_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors, no progress bars")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no logs or progress bars, only warnings, errors and the result's one line")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logs, and tracebacks with errors")
 
 
@@ -187,8 +188,7 @@ def _run_command(args: argparse.Namespace) -> int:
         print(plan_report(config))
         return 0
     result = run(config)
-    if not args.quiet:
-        print(f"map: {result.out}  {key_figures(result.metrics)}")
+    print(f"map: {result.out}  {key_figures(result.metrics)}")  # the result, like demo and export (-q: no logs)
     return 0
 
 

@@ -166,10 +166,16 @@ class Location:
                 self._upload(local, self.fs_path(name))
         return self.join(name)
 
+    @property
+    def is_object_store(self) -> bool:
+        """True for S3, GCS, Azure, memory, ...: keys, no folders, no rename."""
+        return bool(set(self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,))
+                    & OBJECT_STORES)
+
     def _upload(self, local: str, target: str) -> None:
         """Put a local file at ``target`` whole: an object store's key is written once; on other
         file systems (sftp, hdfs, ...) the file is uploaded beside it and moved into place."""
-        if set(self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)) & OBJECT_STORES:
+        if self.is_object_store:
             self.fs.put_file(local, target)
             return
         partial = f"{target}.tmp-{uuid.uuid4().hex}"

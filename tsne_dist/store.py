@@ -86,7 +86,11 @@ class RunStore:
             raise StoreError(f"{location} holds no tsne_dist run ({STORE_NAME} is missing)",
                              "pass the output folder of a run")
         with storage_errors(store.place):
-            store._root = zarr.open_group(store.url, mode="r", **store._open_options())
+            try:
+                store._root = zarr.open_group(store.url, mode="r", **store._open_options())
+            except NOT_A_STORE:
+                raise StoreError(f"{store.url} is not a complete tsne_dist run store (no root metadata)",
+                                 "rerun the run that writes it, or pass another run's folder") from None
         return store
 
     @classmethod
@@ -168,8 +172,8 @@ class RunStore:
         with storage_errors(store.place, "write to output location"):
             for path in ordered:
                 target = target_root + path[len(source_root):]
-                if store.place.is_local:
-                    os.makedirs(os.path.dirname(target), exist_ok=True)
+                if not store.place.is_object_store:  # object stores have no folders
+                    fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
                 fs.cp_file(path, target)
         logger.info("copied the finished stages %s of %s into %s", ", ".join(done), source.url, store.url)
         return store

@@ -42,7 +42,9 @@ def run(config: Config | dict[str, Any] | str, *, verbose: bool = False) -> Resu
     Raises
     ------
     tsne_dist.errors.UserError
-        For bad input or settings; no stage is marked done by a failed call.
+        For bad input or settings; no stage is marked done by a failed call, except the
+        interactions path's ``items`` stage (its vocabulary), which is kept when a later
+        check (``init_from``'s shared ids) fails.
     """
     with verbose_logging(verbose):
         plan = make_plan(config)

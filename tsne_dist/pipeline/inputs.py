@@ -14,15 +14,22 @@ from ..io.tables import check_columns, check_ids, join_metadata, read_ids, read_
 from ..io.vectors import check_vectors, read_vectors, vector_columns
 
 
-def read_vector_inputs(config: Config) -> tuple[np.ndarray, np.ndarray]:
-    """The checked (N, D) float32 vectors and their N ids; nothing is written.
+def read_vector_inputs(config: Config, *, require_ids: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The checked (N, D) float32 vectors and their N ids (row numbers when none are given);
+    nothing is written.
 
     Raises
     ------
     InputError
         For unreadable or invalid vectors or ids.
+    ConfigError
+        With ``require_ids``, when neither `ids` nor an id column of the vectors file gives them.
     """
     raw, file_ids = read_vectors(config.vectors, config.vector_col, config.id_col, config.vector_cols)
+    if require_ids and config.ids is None and file_ids is None:
+        raise ConfigError(f"the vectors in {source_name(config.vectors)} carry no ids (they would be numbered 0, 1, "
+                          "... like the rows of any other file)",
+                          "pass the items' ids with `ids`, or name the id column of a Parquet/CSV file with `id_col`")
     vectors = check_vectors(raw, source_name(config.vectors))
     ids_source = config.ids if config.ids is not None else config.vectors
     ids = check_ids(read_ids(config.ids, config.id_col) if config.ids is not None else file_ids, len(vectors),

@@ -23,7 +23,7 @@ from ..errors import ConfigError
 from ..io.sources import is_in_memory, require_exists
 from ..neighbors import choose_backend, gpu_free_bytes
 from ..neighbors.gpu import rapids_search
-from ..storage import Location, storage_options_applied
+from ..storage import Location, normalise_location, storage_options_applied
 from ..tsne import Schedule, choose_engine
 from ..tsne.engine import WARM_START_RATE_DIVISOR
 from .inputs import check_vector_columns_named
@@ -150,10 +150,13 @@ class Plan:
         k = self.k if used is None else min(self.k, used)
         if k >= asked:
             return Choice(asked, asked, "requested")
+        wanted = int(round(3 * asked))
         name = "n_neighbors" if used is None or used >= self.k else "affinity_neighbors"
+        fix = (f"set {name} to at least {wanted}" if name == "n_neighbors" or wanted <= self.k
+               else f"set n_neighbors and affinity_neighbors to at least {wanted}")
         return Choice(asked, float(k),
                       f"with {name} {k} each row is calibrated to perplexity {k}, not {asked:g}; for "
-                      f"perplexity {asked:g} set {name} to at least {int(round(3 * asked))}")
+                      f"perplexity {asked:g} {fix}")
 
     def warnings(self) -> list[str]:
         """Choices that differ from the request for a reason the user should hear about."""
@@ -236,7 +239,7 @@ def make_plan(config: Config | dict[str, Any] | str) -> Plan:
     schedule = Schedule(**{name: getattr(config, name) for name in Schedule.names()})
     previous = None
     if config.init_from is not None:
-        if Location(config.init_from, config.storage_options).url.rstrip("/") == out.rstrip("/"):
+        if normalise_location(config.init_from).rstrip("/") == out.rstrip("/"):
             raise ConfigError(f"init_from {config.init_from} is this run's own `out`",
                               "write each run to its own folder (e.g. maps/2026-12-01) and set `init_from` to the "
                               "previous one")

@@ -66,7 +66,8 @@ class PreviousMap:
         """
         shared = shared_items(ids, self.ids)
         if len(shared) < MIN_SHARED:
-            raise InputError(f"{what} and the previous map in {self.out} share {len(shared)} item ids (at least "
+            raise InputError(f"{what} and the previous map in {self.out} share {len(shared)} item "
+                             f"id{'' if len(shared) == 1 else 's'} (at least "
                              f"{MIN_SHARED} needed; its ids look like {_examples(self.ids)}, these like "
                              f"{_examples(ids)})",
                              "warm-start from a map of the same catalog, with the same ids (`id_col`, `ids`)")

@@ -9,10 +9,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..affinity import check_item_count, conditional_probabilities
+from ..affinity import conditional_probabilities
 from ..config import build_config
 from ..errors import ConfigError, InputError, StoreError
-from ..io.sources import source_name
 from ..metrics import neighbour_quality, sample_items
 from ..neighbors.exact import exact_knn_between
 from ..outputs import LAYOUT_FILE, layout_table, write_layout, write_map, write_metrics
@@ -116,11 +115,12 @@ def transform(reference: str, vectors: Any, out: str, *, ids: Any = None, metada
                 "color_by": color_by, "top_categories": top_categories})
             location = _checked_output(config.out, storage_options, previous)
             reference_vectors = _reference_vectors(previous)
-            new_vectors, new_ids = read_vector_inputs(config)
-            if ids is None and np.array_equal(np.asarray(new_ids).astype(str), np.arange(len(new_ids)).astype(str)):
-                raise ConfigError(f"the new vectors in {source_name(vectors)} carry no ids (they would be numbered "
-                                  "0, 1, ... like the rows of any other file)", "pass the new items' ids with `ids`")
-            check_item_count(len(reference_vectors), config.perplexity, int(round(3 * config.perplexity)))
+            new_vectors, new_ids = read_vector_inputs(config, require_ids=True)
+            neighbours_needed = int(round(3 * config.perplexity))
+            if len(reference_vectors) < neighbours_needed:
+                raise ConfigError(f"the reference map in {previous.out} holds {len(reference_vectors):,} items, too "
+                                  f"few for perplexity {config.perplexity:g} ({neighbours_needed} neighbours each)",
+                                  f"pass `perplexity` {len(reference_vectors) // 3} or less")
             _check_new_items(previous, reference_vectors, new_vectors, new_ids)
             new_metadata = joined_metadata(config, new_ids, metadata_table(config))
             location.check_writable()  # every check passed: only now is the output folder made

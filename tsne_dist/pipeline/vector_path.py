@@ -39,7 +39,7 @@ def run_vectors(plan: Plan) -> Result:
         ids, (n_items, n_dims) = stored.read_ids(), stored.shape("vectors", "vectors")
     check_item_count(n_items, config.perplexity, plan.k)
     if plan.previous is not None:
-        plan.previous.shared_with(ids, "the vectors' ids")  # no shared item: refused before anything is written
+        plan.previous.shared_with(ids, "the vectors' ids")  # under 3 shared items: refused before anything is written
     metadata = joined_metadata(config, ids, metadata_table(config))
     runner = start_runner(plan)
     runner.resolve(n_items, n_dims)
