@@ -105,12 +105,30 @@ def align_layout(ids: np.ndarray, xy: np.ndarray, other_ids: np.ndarray, other_x
     """
     shared = shared_items(ids, other_ids)
     aligned = np.asarray(xy, dtype=np.float64).copy()
-    if len(shared) < 3:
-        return aligned, len(shared)
-    source = np.asarray(other_xy, dtype=np.float64)[shared.rows_b]
-    rotation, scale, source_mean, target_mean = procrustes_map(source, aligned[shared.rows_a])
-    aligned[shared.rows_a] = (source - source_mean) @ rotation * scale + target_mean
+    if len(shared) >= 3:
+        aligned[shared.rows_a] = fit_onto(aligned, other_xy, shared)[shared.rows_b]
     return aligned, len(shared)
+
+
+def fit_onto(xy_a: np.ndarray, xy_b: np.ndarray, shared: SharedItems) -> np.ndarray:
+    """All of map B's positions under the :func:`procrustes_map` that fits B's shared items onto A's.
+
+    Parameters
+    ----------
+    xy_a, xy_b : np.ndarray
+        (N_a, 2) and (N_b, 2) positions.
+    shared : SharedItems
+        The items both hold (at least 3).
+
+    Returns
+    -------
+    np.ndarray
+        (N_b, 2) float64, in B's row order.
+    """
+    xy_b = np.asarray(xy_b, dtype=np.float64)
+    rotation, scale, source_mean, target_mean = procrustes_map(xy_b[shared.rows_b],
+                                                               np.asarray(xy_a, dtype=np.float64)[shared.rows_a])
+    return (xy_b - source_mean) @ rotation * scale + target_mean
 
 
 def median_neighbour_distance(xy: np.ndarray) -> float:
@@ -133,14 +151,16 @@ def median_neighbour_distance(xy: np.ndarray) -> float:
     return float(np.median(distances[:, 1]))
 
 
-def displacements(xy_a: np.ndarray, xy_b: np.ndarray, shared: SharedItems) -> np.ndarray:
-    """How far each shared item moved from map A to map B once B is fitted onto A, in A's
-    median nearest-neighbour distances.
+def displacements(xy_a: np.ndarray, fitted_b: np.ndarray, shared: SharedItems) -> np.ndarray:
+    """How far each shared item moved from map A to map B fitted onto A (:func:`fit_onto`), in
+    A's median nearest-neighbour distances.
 
     Parameters
     ----------
-    xy_a, xy_b : np.ndarray
-        (N_a, 2) and (N_b, 2) positions.
+    xy_a : np.ndarray
+        (N_a, 2) positions.
+    fitted_b : np.ndarray
+        (N_b, 2) map B's positions, already fitted onto A.
     shared : SharedItems
         The items both hold (:func:`shared_items`).
 
@@ -150,10 +170,7 @@ def displacements(xy_a: np.ndarray, xy_b: np.ndarray, shared: SharedItems) -> np
         (S,) float64, in A's row order of the shared items.
     """
     xy_a = np.asarray(xy_a, dtype=np.float64)
-    source = np.asarray(xy_b, dtype=np.float64)[shared.rows_b]
-    target = xy_a[shared.rows_a]
-    rotation, scale, source_mean, target_mean = procrustes_map(source, target)
-    moved = np.sqrt((((source - source_mean) @ rotation * scale + target_mean - target) ** 2).sum(axis=1))
+    moved = np.sqrt(((np.asarray(fitted_b)[shared.rows_b] - xy_a[shared.rows_a]) ** 2).sum(axis=1))
     unit = median_neighbour_distance(xy_a)
     return moved / unit if unit > 0 else moved
 
@@ -245,7 +262,7 @@ def stability(ids_a: np.ndarray, xy_a: np.ndarray, ids_b: np.ndarray, xy_b: np.n
     shared = shared_items(ids_a, ids_b)
     if len(shared) < 3:
         raise ValueError(f"the two maps share {len(shared)} items; at least 3 are needed to align them")
-    moved = displacements(xy_a, xy_b, shared)
+    moved = displacements(xy_a, fit_onto(xy_a, xy_b, shared), shared)
     kept = kept_map_neighbours(xy_a, xy_b, shared, k)
     return {"n_shared": len(shared), "displacement_median": float(np.median(moved)),
             "displacement_p95": float(np.percentile(moved, 95)), f"kept_neighbours@{k}": float(kept.mean())}

@@ -12,7 +12,7 @@ import pandas as pd
 from ..errors import ConfigError, InputError, StoreError
 from ..metrics import sample_items
 from ..outputs import LAYOUT_FILE
-from ..stability import (STABILITY_K, displacements, kept_map_neighbours, neighbour_sets_overlap, procrustes_map,
+from ..stability import (STABILITY_K, displacements, fit_onto, kept_map_neighbours, neighbour_sets_overlap,
                          shared_items)
 from ..storage import Location, storage_options_applied
 from ..store import RunStore
@@ -94,8 +94,8 @@ def compare(run_a: str, run_b: str, out: str, *, color_by: str | None = None, la
         When ``color_by`` or ``label`` is not a column of both runs' ``layout.parquet``.
     """
     with storage_options_applied(storage_options, [run_a, run_b, out]):
-        first = read_previous(run_a, storage_options, flag="compare")
-        second = read_previous(run_b, storage_options, flag="compare")
+        first = read_previous(run_a, storage_options, flag="compare", with_metadata=True)
+        second = read_previous(run_b, storage_options, flag="compare", with_metadata=True)
         location = Location(out, storage_options)
         if RunStore(location.url, storage_options=storage_options).exists():
             raise StoreError(f"out {location.url} holds a tsne_dist run", "write the report to a new folder")
@@ -103,12 +103,12 @@ def compare(run_a: str, run_b: str, out: str, *, color_by: str | None = None, la
         if len(shared) < 3:
             raise InputError(f"{first.out} and {second.out} share {len(shared)} item ids (at least 3 needed)",
                              "compare two runs of the same catalog, with the same ids")
-        table_a, table_b = _layout_table(first), _layout_table(second)
+        table_a, table_b = first.table, second.table
         color_by = _column(color_by, first.config.get("color_by"), "color_by", table_a, table_b)
         label = _column(label, first.config.get("label") or color_by, "label", table_a, table_b)
         location.check_writable()  # every check passed: only now is the report folder made
-        items = _per_item(first, second, shared, k)
-        aligned_b = _fitted_onto(first, second, shared)
+        aligned_b = fit_onto(first.layout, second.layout, shared)
+        items = _per_item(first, second, aligned_b, shared, k)
         silhouettes = _label_silhouettes(first, second, shared, table_a, table_b, label, sample, seed)
         summary = _summary(first, second, shared, items, k, label, silhouettes)
         values = (pd.concat([table_a[color_by], table_b[color_by]], ignore_index=True) if color_by else None)
@@ -139,22 +139,9 @@ def _column(asked: str | None, default: str | None, what: str, table_a: pd.DataF
     return None
 
 
-def _layout_table(run: PreviousMap) -> pd.DataFrame:
-    location = Location(run.out, run.store.storage_options)
-    with location.open(LAYOUT_FILE) as handle:
-        return pd.read_parquet(handle)
-
-
-def _fitted_onto(first: PreviousMap, second: PreviousMap, shared) -> np.ndarray:
-    """All of B's positions under the Procrustes map that fits B's shared items onto A's."""
-    rotation, scale, source_mean, target_mean = procrustes_map(second.layout[shared.rows_b],
-                                                               first.layout[shared.rows_a])
-    return (second.layout - source_mean) @ rotation * scale + target_mean
-
-
-def _per_item(first: PreviousMap, second: PreviousMap, shared, k: int) -> pd.DataFrame:
+def _per_item(first: PreviousMap, second: PreviousMap, fitted_b: np.ndarray, shared, k: int) -> pd.DataFrame:
     """Displacement and neighbourhood Jaccard indices of each shared item."""
-    moved = displacements(first.layout, second.layout, shared)
+    moved = displacements(first.layout, fitted_b, shared)
     map_jaccard = kept_map_neighbours(first.layout, second.layout, shared, k, jaccard=True)
     knn_a, knn_b = _knn(first, k), _knn(second, k)
     if knn_a is None or knn_b is None:

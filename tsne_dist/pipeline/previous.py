@@ -41,6 +41,9 @@ class PreviousMap:
         Its layout stage's fingerprint (a warm-started stage depends on it).
     store : RunStore
         Its store, open read-only.
+    table : pd.DataFrame
+        Its ``layout.parquet`` as read: ``id, x, y``, and the metadata columns when asked
+        for (:func:`read_previous`'s ``with_metadata``).
     """
 
     out: str
@@ -51,6 +54,7 @@ class PreviousMap:
     config: dict[str, Any]
     layout_fingerprint: str
     store: RunStore
+    table: pd.DataFrame
 
     def identity(self) -> dict[str, str]:
         """What a stage started from this map depends on (for fingerprints)."""
@@ -86,7 +90,8 @@ def metric_of(config: dict[str, Any], path: str) -> str:
     return f"metric {config.get('metric', 'euclidean')}"
 
 
-def read_previous(out: str, storage_options: dict[str, Any] | None, *, flag: str = "`init_from`") -> PreviousMap:
+def read_previous(out: str, storage_options: dict[str, Any] | None, *, flag: str = "`init_from`",
+                  with_metadata: bool = False) -> PreviousMap:
     """Open the finished run at ``out`` and read its map.
 
     Parameters
@@ -97,6 +102,9 @@ def read_previous(out: str, storage_options: dict[str, Any] | None, *, flag: str
         fsspec options for a URL.
     flag : str
         How errors name the setting (``init_from``, or the ``transform`` argument).
+    with_metadata : bool
+        Read every column of ``layout.parquet`` (``compare`` and ``transform`` show them),
+        not only ``id, x, y``.
 
     Raises
     ------
@@ -116,12 +124,12 @@ def read_previous(out: str, storage_options: dict[str, Any] | None, *, flag: str
         raise StoreError(f"{flag} {location.url} is not a finished run ({missing})",
                          "finish that run first (rerun it), or pass another run's output folder")
     with storage_errors(location), location.open(LAYOUT_FILE) as handle:
-        table = pd.read_parquet(handle, columns=["id", "x", "y"])
+        table = pd.read_parquet(handle, columns=None if with_metadata else ["id", "x", "y"])
     config = store.run_attrs().get("config", {})
     path = path_of(config)
     return PreviousMap(out=location.url, ids=table["id"].to_numpy(), layout=table[["x", "y"]].to_numpy(np.float64),
                        path=path, metric=metric_of(config, path), config=config,
-                       layout_fingerprint=store.marker("layout")["fingerprint"], store=store)
+                       layout_fingerprint=store.marker("layout")["fingerprint"], store=store, table=table)
 
 
 def check_same_kind(previous: PreviousMap, config: dict[str, Any], flag: str = "`init_from`") -> None:

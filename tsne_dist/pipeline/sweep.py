@@ -159,7 +159,7 @@ def _settings_for(values: dict[str, Any], perplexity: float, largest: float, loc
     own = min(k, neighbours_for(perplexity, None))
     settings = {**values, "out": location.join(f"perplexity-{perplexity:g}"), "perplexity": perplexity,
                 "n_neighbors": k}
-    settings["affinity_neighbors"] = own if own < k else values.get("affinity_neighbors")
+    settings["affinity_neighbors"] = own if own < k else None  # a user value is refused by sweep()
     return settings
 
 

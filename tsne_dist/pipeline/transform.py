@@ -106,7 +106,7 @@ def transform(reference: str, vectors: Any, out: str, *, ids: Any = None, metada
             [vectors] if isinstance(vectors, str) else [])):
         timings = StageTimings()
         with timings.stage("read"):
-            previous = read_previous(reference, storage_options, flag="reference")
+            previous = read_previous(reference, storage_options, flag="reference", with_metadata=True)
             config = build_config({
                 "vectors": vectors, "ids": ids, "metadata": metadata, "id_col": id_col, "vector_col": vector_col,
                 "vector_cols": vector_cols, "out": out, "storage_options": storage_options,
@@ -135,7 +135,7 @@ def transform(reference: str, vectors: Any, out: str, *, ids: Any = None, metada
         with timings.stage("metrics"):
             figures = _new_item_quality(reference_vectors, new_vectors, previous.layout, placed, config)
         with timings.stage("outputs"):
-            table = _combined_table(location, previous, layout_table(new_ids, placed, new_metadata))
+            table = _combined_table(previous, layout_table(new_ids, placed, new_metadata))
             column = config.color_by or previous.config.get("color_by")
             values = table[column] if column in table else None
             write_layout(location, table)
@@ -203,11 +203,9 @@ def _new_item_quality(reference_vectors: np.ndarray, new_vectors: np.ndarray, re
             "metrics_sample": quality.n_sampled}
 
 
-def _combined_table(location: Location, previous: PreviousMap, new_table: pd.DataFrame) -> pd.DataFrame:
+def _combined_table(previous: PreviousMap, new_table: pd.DataFrame) -> pd.DataFrame:
     """The reference's ``layout.parquet`` unchanged, then the new rows; ``transformed`` tells them apart."""
-    reference_location = Location(previous.out, location.storage_options)
-    with reference_location.open(LAYOUT_FILE) as handle:
-        reference_table = pd.read_parquet(handle)
+    reference_table = previous.table.copy()
     reference_table[NEW_COLUMN] = False
     new_table[NEW_COLUMN] = True
     if reference_table["id"].dtype != new_table["id"].dtype:  # e.g. integer ids beside text ids: one type, text

@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError, StoreError
-from ..stability import align_layout, displacements, shared_items
+from ..stability import displacements, fit_onto, shared_items
 from .kept import kept_counts
 
 logger = logging.getLogger("tsne_dist")
@@ -93,7 +93,7 @@ def export_viewer(out: str, compare: str | None = None, *, color_by: str | None 
         local folder or an fsspec URL (``s3://bucket/maps/a``).
     compare : str, optional
         Another run's output location; its layout becomes a second layout that the
-        viewer can animate to, aligned on shared ids (see :func:`align_layout`).
+        viewer can animate to, aligned on shared ids (see :func:`tsne_dist.stability.align_layout`).
     color_by : str, optional
         The column the viewer opens coloured by; default the run's ``color_by``
         (else the first category column).
@@ -242,23 +242,17 @@ def _compare_layout(table: pd.DataFrame, other_location,
         raise StoreError(f"--compare {compare} holds no finished run (no {layout_file})",
                          "pass the output folder of another finished run")
     other = _read_layout(other_location, layout_file, columns=["id", "x", "y"])
-    other_ids, other_xy = other["id"].to_numpy(), other[["x", "y"]].to_numpy(np.float64)
-    aligned, n_shared = align_layout(table["id"].to_numpy(), table[["x", "y"]].to_numpy(np.float64), other_ids, other_xy)
-    if n_shared < 3:
-        raise InputError(f"--compare {compare} shares {n_shared} ids with this run (at least 3 needed)",
+    xy = table[["x", "y"]].to_numpy(np.float64)
+    shared = shared_items(table["id"].to_numpy(), other["id"].to_numpy())
+    if len(shared) < 3:
+        raise InputError(f"--compare {compare} shares {len(shared)} ids with this run (at least 3 needed)",
                          "compare two runs of the same catalog")
-    return aligned, n_shared, _name_of(compare), compare_displacement(table, other_ids, other_xy)
-
-
-def compare_displacement(table: pd.DataFrame, other_ids: np.ndarray, other_xy: np.ndarray) -> np.ndarray:
-    """Per item of ``table``, how far it moved to the other run's aligned position, in this map's
-    median nearest-neighbour distances (:func:`tsne_dist.stability.displacements`); NaN for
-    items the other run lacks."""
-    shared = shared_items(table["id"].to_numpy(), other_ids)
-    moved = np.full(len(table), np.nan)
-    if len(shared) >= 3:
-        moved[shared.rows_a] = displacements(table[["x", "y"]].to_numpy(np.float64), other_xy, shared)
-    return moved
+    fitted = fit_onto(xy, other[["x", "y"]].to_numpy(np.float64), shared)
+    aligned = xy.copy()  # items the other run lacks keep their own position
+    aligned[shared.rows_a] = fitted[shared.rows_b]
+    moved = np.full(len(table), np.nan)  # in this map's median nearest-neighbour distances; NaN: not in the other
+    moved[shared.rows_a] = displacements(xy, fitted, shared)
+    return aligned, len(shared), _name_of(compare), moved
 
 
 def outlier_scores(distances: np.ndarray, k: int) -> np.ndarray:
