@@ -6,6 +6,7 @@ import logging
 import os
 
 import numpy as np
+import pandas as pd
 
 from .config import Config
 from .datasets import load_digits, load_glove, load_mnist5k, load_movielens
@@ -24,6 +25,8 @@ DEMOS = {
 
 
 MOVIELENS_MIN_COUNT = 10  # films rated by at least 10 users: about 2,200 of 9,066
+MOVIELENS_TAU = 3600.0  # seconds: two films rated within the hour by one user count most
+MOVIELENS_ERAS = 5  # release eras holding equal numbers of the mapped films
 
 
 def run_demo(dataset: str = "movielens", out: str = "tsne-dist-demo", seed: int = 0) -> Result:
@@ -33,7 +36,7 @@ def run_demo(dataset: str = "movielens", out: str = "tsne-dist-demo", seed: int 
     ----------
     dataset : str
         ``movielens`` (films from 100,004 ratings by co-occurrence in users'
-        histories, coloured by primary genre), ``mnist`` (5,000 handwritten
+        histories, pairs rated close in time weighing most, coloured by release era), ``mnist`` (5,000 handwritten
         digits), ``digits`` (1,797) or ``glove`` (20,000 most frequent GloVe words).
     out : str
         Output folder.
@@ -65,7 +68,14 @@ def run_demo(dataset: str = "movielens", out: str = "tsne-dist-demo", seed: int 
 
 
 def _movielens_demo(out: str, seed: int) -> Result:
-    """Ratings -> co-occurrence of films in users' histories -> map coloured by primary genre."""
+    """Ratings -> co-occurrence of films in users' histories -> map coloured by release era.
+
+    Pairs of films one user rated weigh exp(-|t_i - t_j| / 1 hour) (`tau`): films
+    rated in one sitting count most. What the map then shows most is when films came
+    out (users rate the films of their own years together); each film's ``era`` is one of
+    five ranges of release years holding equal numbers of the mapped films. Measured
+    choices: benchmarks/README.md, "The MovieLens demo".
+    """
     out = _local_folder(out)
     inputs = os.path.join(out, "inputs")
     os.makedirs(inputs, exist_ok=True)
@@ -74,12 +84,44 @@ def _movielens_demo(out: str, seed: int) -> Result:
     if not all(os.path.exists(path) for path in (ratings_path, films_path)):
         logger.info("demo: writing the MovieLens ratings and films to %s", inputs)
         ratings, films = load_movielens()
+        films["era"] = release_eras(films, ratings, min_count=MOVIELENS_MIN_COUNT, n_eras=MOVIELENS_ERAS)
         write_atomically(films_path, lambda tmp: films.to_parquet(tmp, index=False))
         write_atomically(ratings_path, lambda tmp: ratings.to_parquet(tmp, index=False))
     config = Config(out=out, interactions=ratings_path, collection_col="userId", item_col="movieId",
-                    min_count=MOVIELENS_MIN_COUNT, metadata=films_path, id_col="movieId", color_by="genre",
-                    label="genre", seed=seed)
+                    time_col="timestamp", tau=MOVIELENS_TAU, min_count=MOVIELENS_MIN_COUNT,
+                    metadata=films_path, id_col="movieId", color_by="era", label="era", seed=seed)
     return run(config)
+
+
+def release_eras(films: pd.DataFrame, ratings: pd.DataFrame, *, min_count: int, n_eras: int) -> pd.Series:
+    """Each film's release era, e.g. ``"1995-1999"``: ``n_eras`` ranges of whole years.
+
+    The edges are quantiles of the release year over the films that the map keeps
+    (rated by at least ``min_count`` users), rounded to whole years, so each era holds
+    about the same number of mapped films. Films without a year get no era.
+
+    Parameters
+    ----------
+    films : pandas.DataFrame
+        movieId, year (float; NaN when unknown).
+    ratings : pandas.DataFrame
+        userId, movieId.
+    min_count, n_eras : int
+        The map's `min_count`, and how many eras.
+
+    Returns
+    -------
+    pandas.Series
+        str (object dtype) per film, aligned with ``films``; None where the year is missing.
+    """
+    raters = ratings.groupby("movieId")["userId"].nunique()
+    mapped = films["movieId"].map(raters).fillna(0) >= min_count
+    years = films["year"]
+    edges = np.unique(np.quantile(years[mapped].dropna(), np.linspace(0, 1, n_eras + 1)).round().astype(int))
+    edges[0], edges[-1] = min(edges[0], int(years.min())), max(edges[-1], int(years.max()))
+    names = [f"{int(low) + (i > 0)}-{int(high)}" for i, (low, high) in enumerate(zip(edges[:-1], edges[1:]))]
+    eras = pd.cut(years, edges, labels=names, include_lowest=True)
+    return eras.astype(object).where(eras.notna(), None)
 
 
 def _local_folder(out: str) -> str:

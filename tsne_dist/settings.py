@@ -215,7 +215,7 @@ SETTINGS: tuple[Setting, ...] = (
                     "`mean`"),
     Setting("tau", "float", None, "with `time_col`: pairs weigh exp(-|t_i - t_j| / tau), tau in seconds",
             group="interactions", positive=True),
-    Setting("min_count", "int", 5, "drop items held by fewer than this many collections", group="interactions", minimum=1),
+    Setting("min_count", "int", 10, "drop items held by fewer than this many collections", group="interactions", minimum=1),
     Setting("max_items", "int", None, "keep only this many of the most frequent items (ties: smaller id)",
             group="interactions", minimum=2),
     Setting("max_collection_size", "int", 500, "cap on items per collection", group="interactions", minimum=2,

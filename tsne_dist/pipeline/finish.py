@@ -142,6 +142,7 @@ def metrics_document(runner: StageRunner, n_items: int) -> dict[str, Any]:
         "n_dims": markers.get("vectors", {}).get("n_dims"),
         "knn_recall@10": figures["knn_recall@10"],
         "trustworthiness@10": figures["trustworthiness@10"],
+        **({"label": runner.config.label} if "silhouette_2d" in figures or "label_agreement@10" in figures else {}),
         **{key: figures[key] for key in ("silhouette_2d", "silhouette_hd", "label_agreement@10",
                                          "label_agreement_shuffled@10") if key in figures},
         "kl_divergence": layout_attrs.get("kl_divergence"),
