@@ -20,3 +20,21 @@ def test_demo_maps_a_real_catalog_and_reruns_from_the_store(tmp_path, capsys):
     assert "recall@10" in stdout and "map.png" in stdout and "label agreement@10" in stdout
     code, _, err = run_cli(capsys, "demo", "--dataset", "digits", "--out", out)
     assert code == 0 and read_metrics(out)["stages_run"] == []
+
+
+def test_demo_refuses_an_empty_out_and_urls_before_any_work(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for out, message in (("", "no output folder given"), ("s3://bucket/maps", "the demo writes to a local folder")):
+        code, _, err = run_cli(capsys, "demo", "--dataset", "digits", "--out", out)
+        assert code == 2 and message in err and "Traceback" not in err
+    assert os.listdir(tmp_path) == []  # nothing written to the current folder
+
+
+def test_a_foreign_viewer_folder_is_refused_before_the_first_stage(tmp_path, capsys):
+    out = tmp_path / "demo"
+    (out / "viewer").mkdir(parents=True)
+    (out / "viewer" / "index.html").write_text("the user's own page")
+    code, _, err = run_cli(capsys, "demo", "--dataset", "digits", "--out", str(out))
+    assert code == 2 and "is not a viewer we wrote" in err
+    assert not (out / "run.zarr").exists() and not (out / "map.png").exists()  # no stage ran
+    assert (out / "viewer" / "index.html").read_text() == "the user's own page"

@@ -120,11 +120,31 @@ def test_drop_self_handles_duplicates_where_self_is_not_first():
 def test_auto_backend_choice_says_why():
     assert choose_backend("auto", 5000, 784)[0] == "bruteforce"
     backend, reason = choose_backend("auto", 100_000, 50)
-    assert backend == "pynndescent" and "too large" in reason
+    assert backend == "hnsw" and "too large" in reason
+    backend, reason = choose_backend("auto", 100_000, 50, sharded=True)
+    assert backend == "pynndescent" and "sharded" in reason  # one index per Dask worker
     assert choose_backend("pynndescent", 10, 2) == ("pynndescent", "requested")
     backend, reason = choose_backend("auto", 1_000_000, 128, gpu_free_bytes=78 << 30)
     assert backend == "bruteforce" and "GPU" in reason
-    assert choose_backend("auto", 1_000_000, 128, gpu_free_bytes=1 << 30)[0] == "pynndescent"  # does not fit
+    assert choose_backend("auto", 1_000_000, 128, gpu_free_bytes=1 << 30)[0] == "hnsw"  # does not fit
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine", "inner_product"])
+def test_hnsw_is_deterministic_excludes_self_and_reaches_high_recall(metric):
+    rng = np.random.default_rng(2)
+    data = (rng.normal(size=(3000, 3)) @ rng.normal(size=(3, 20))).astype(np.float32)
+    data += 0.01 * rng.normal(size=data.shape).astype(np.float32)
+    data *= rng.uniform(0.5, 2.0, size=(3000, 1)).astype(np.float32)
+    approx = nearest_neighbors(data, 15, backend="hnsw", metric=metric, n_jobs=2)
+    exact = nearest_neighbors(data, 15, backend="bruteforce", metric=metric)
+    assert approx.backend == "hnsw" and approx.indices.dtype == np.int32 and approx.distances.dtype == np.float32
+    assert not (approx.indices == np.arange(3000)[:, None]).any()
+    recall = np.mean([len(np.intersect1d(a, e)) / 15 for a, e in zip(approx.indices, exact.indices)])
+    assert recall >= 0.98
+    assert (np.diff(approx.distances, axis=1) >= -1e-6).all()  # nearest first
+    np.testing.assert_allclose(approx.distances[:, 0], exact.distances[:, 0], rtol=1e-3, atol=1e-4)
+    again = nearest_neighbors(data, 15, backend="hnsw", metric=metric, n_jobs=1)
+    np.testing.assert_array_equal(again.indices, approx.indices)  # same graph whatever the search threads
 
 
 def test_rows_pynndescent_could_not_fill_are_searched_exactly():

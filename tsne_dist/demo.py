@@ -12,7 +12,7 @@ from .config import Config
 from .datasets import load_digits, load_glove, load_mnist5k, load_movielens
 from .errors import StoreError
 from .pipeline import Result, run
-from .storage import Location, write_atomically
+from .storage import Location, is_url, write_atomically
 
 logger = logging.getLogger("tsne_dist")
 
@@ -26,7 +26,7 @@ DEMOS = {
 
 MOVIELENS_MIN_COUNT = 10  # films rated by at least 10 users: about 2,200 of 9,066
 MOVIELENS_TAU = 3600.0  # seconds: two films rated within the hour by one user count most
-MOVIELENS_ERAS = 5  # release eras holding equal numbers of the mapped films
+MOVIELENS_ERAS = 5  # release eras holding about equal numbers of the mapped films
 
 
 def run_demo(dataset: str = "movielens", out: str = "tsne-dist-demo", seed: int = 0) -> Result:
@@ -73,8 +73,8 @@ def _movielens_demo(out: str, seed: int) -> Result:
     Pairs of films one user rated weigh exp(-|t_i - t_j| / 1 hour) (`tau`): films
     rated in one sitting count most. What the map then shows most is when films came
     out (users rate the films of their own years together); each film's ``era`` is one of
-    five ranges of release years holding equal numbers of the mapped films. Measured
-    choices: benchmarks/README.md, "The MovieLens demo".
+    five ranges of release years holding about equal numbers of the mapped films. Measured
+    choices: benchmarks/README.md, "bench_demo_settings.py".
     """
     out = _local_folder(out)
     inputs = os.path.join(out, "inputs")
@@ -126,9 +126,11 @@ def release_eras(films: pd.DataFrame, ratings: pd.DataFrame, *, min_count: int, 
 
 def _local_folder(out: str) -> str:
     """The demo's output folder, created and proven writable (the demo keeps its inputs there)."""
-    location = Location(out)
-    if not location.is_local:
+    if not out.strip():
+        raise StoreError("no output folder given", "set --out to a folder (default tsne-dist-demo)")
+    if is_url(out) and not out.startswith("file://"):  # file:// is a local folder
         raise StoreError(f"the demo writes to a local folder, not {out}",
                          "pass a local folder as --out (tsne-dist run takes URLs)")
+    location = Location(out)
     location.check_writable()
     return location.url

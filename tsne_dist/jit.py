@@ -33,7 +33,9 @@ def configure_numba_cache() -> str:
     wins. Numba reads the variable when it is first imported; if it already was,
     its ``config.CACHE_DIR`` is set too.
     """
-    folder = os.environ.setdefault("NUMBA_CACHE_DIR", default_cache_dir())
+    if not os.environ.get("NUMBA_CACHE_DIR"):  # unset or empty: an empty value would cache inside the package
+        os.environ["NUMBA_CACHE_DIR"] = default_cache_dir()
+    folder = os.environ["NUMBA_CACHE_DIR"]
     numba = sys.modules.get("numba")
     if numba is not None:
         numba.config.CACHE_DIR = folder

@@ -13,6 +13,7 @@ from ..errors import ConfigError
 from ..progress import Progress
 from ..xp import cupy_or_none
 from .gpu import cuml_knn
+from .hnsw import hnsw_knn
 from .exact import exact_knn, tied_hits
 from .metric import check_defined, prepare_metric
 from .nndescent import nndescent_knn
@@ -22,7 +23,7 @@ logger = logging.getLogger("tsne_dist")
 # Exact search is used while N^2 * (D + 20) stays below this (the 20 stands for the
 # per-row selection); digits and MNIST 5k then take a few seconds on 2 cores.
 BRUTEFORCE_WORK_LIMIT = 2.5e10
-KNN_BACKENDS = ("auto", "pynndescent", "bruteforce", "cuml")
+KNN_BACKENDS = ("auto", "hnsw", "pynndescent", "bruteforce", "cuml")
 
 
 @dataclass
@@ -47,12 +48,16 @@ class KNNResult:
     reason: str
 
 
-def choose_backend(requested: str, n_items: int, n_dims: int, *, gpu_free_bytes: int | None = None) -> tuple[str, str]:
+def choose_backend(requested: str, n_items: int, n_dims: int, *, gpu_free_bytes: int | None = None,
+                   sharded: bool = False) -> tuple[str, str]:
     """The backend to run for ``requested`` and why.
 
     ``auto`` picks exact search on the GPU when CuPy sees a device whose free
     memory holds the vectors (twice, plus the search blocks), exact search on the
-    CPU while N^2 (D + 20) stays below 2.5e10, and pynndescent above.
+    CPU while N^2 (D + 20) stays below 2.5e10, and above that faiss's HNSW index in
+    this process (compiled: no JIT compile in a fresh process; faster than
+    pynndescent at every size measured, benchmarks/README.md) or, when the search
+    is ``sharded`` over Dask workers, pynndescent (one index per worker).
 
     Parameters
     ----------
@@ -62,6 +67,9 @@ def choose_backend(requested: str, n_items: int, n_dims: int, *, gpu_free_bytes:
         Shape of the vectors.
     gpu_free_bytes : int, optional
         Free memory of the GPU; None when there is no usable GPU.
+    sharded : bool
+        The run searches on a Dask cluster or in several shards (``cluster`` other
+        than ``local``, or ``knn_shards`` above 1).
     """
     if requested != "auto":
         return requested, "requested"
@@ -74,7 +82,9 @@ def choose_backend(requested: str, n_items: int, n_dims: int, *, gpu_free_bytes:
     work = float(n_items) ** 2 * (n_dims + 20)
     if work <= BRUTEFORCE_WORK_LIMIT:
         return "bruteforce", f"exact search is cheap at N={n_items}, D={n_dims}"
-    return "pynndescent", f"N={n_items}, D={n_dims} is too large for exact search on a CPU"
+    if sharded:
+        return "pynndescent", f"N={n_items}, D={n_dims} is too large for exact search; sharded on Dask"
+    return "hnsw", f"N={n_items}, D={n_dims} is too large for exact search on a CPU"
 
 
 def gpu_free_bytes() -> int | None:
@@ -90,9 +100,9 @@ def nearest_neighbors(vectors: np.ndarray, k: int, *, backend: str = "auto", met
                       scratch: Any = None) -> KNNResult:
     """k nearest neighbours of every item (self excluded).
 
-    Exact search runs in this process (on the GPU when CuPy sees one); pynndescent
-    runs here with one index, or sharded on Dask (:mod:`.sharded`) when
-    ``n_shards > 1`` or ``cluster`` names a scheduler.
+    Exact search runs in this process (on the GPU when CuPy sees one); HNSW runs
+    here; pynndescent runs here with one index, or sharded on Dask (:mod:`.sharded`)
+    when ``n_shards > 1`` or ``cluster`` names a scheduler.
 
     Parameters
     ----------
@@ -102,8 +112,9 @@ def nearest_neighbors(vectors: np.ndarray, k: int, *, backend: str = "auto", met
         Neighbours per item; must be below N.
     backend : str
         Resolved by :func:`choose_backend` (``auto`` resolves here):
-        ``bruteforce`` (exact; on the GPU when CuPy sees one),
-        ``pynndescent`` (approximate) or ``cuml`` (cuML / cuVS on the GPU).
+        ``bruteforce`` (exact; on the GPU when CuPy sees one), ``hnsw`` (faiss's
+        HNSW index, approximate), ``pynndescent`` (approximate) or ``cuml``
+        (cuML / cuVS on the GPU).
     metric : str
         ``euclidean``, ``cosine`` (distances are 1 - cosine similarity) or
         ``inner_product`` (see :mod:`tsne_dist.neighbors.metric`).
@@ -137,7 +148,8 @@ def nearest_neighbors(vectors: np.ndarray, k: int, *, backend: str = "auto", met
     if k >= n_items:
         raise ConfigError(f"{k} neighbours need more than {n_items} items", "lower `perplexity` or `n_neighbors`")
     if backend == "auto":
-        chosen, reason = choose_backend(backend, n_items, n_dims, gpu_free_bytes=gpu_free_bytes())
+        chosen, reason = choose_backend(backend, n_items, n_dims, gpu_free_bytes=gpu_free_bytes(),
+                                        sharded=n_shards > 1 or cluster != "local")
     else:
         chosen, reason = backend, "requested"
     if chosen == "bruteforce":
@@ -152,14 +164,20 @@ def nearest_neighbors(vectors: np.ndarray, k: int, *, backend: str = "auto", met
     if chosen == "pynndescent" and (n_shards > 1 or cluster != "local"):
         indices, distances = _sharded_on_dask(vectors, k, metric, seed, cluster, n_shards, scratch)
     elif chosen == "pynndescent":
-        jobs = os.cpu_count() or 1 if n_jobs == -1 else n_jobs
-        indices, distances = nndescent_knn(vectors, k, metric, seed, jobs)
+        indices, distances = nndescent_knn(vectors, k, metric, seed, _threads(n_jobs))
+    elif chosen == "hnsw":
+        indices, distances = hnsw_knn(vectors, k, metric, _threads(n_jobs))
     elif chosen == "cuml":
         indices, distances = cuml_knn(vectors, k, metric)
     else:
         raise ConfigError(f"knn must be one of {', '.join(KNN_BACKENDS)}, got {chosen!r}",
                       f"set `knn` to one of {', '.join(KNN_BACKENDS)}")
     return KNNResult(indices=indices, distances=distances, backend=chosen, reason=reason)
+
+
+def _threads(n_jobs: int) -> int:
+    """Threads for ``n_jobs`` (-1: all cores)."""
+    return (os.cpu_count() or 1) if n_jobs == -1 else n_jobs
 
 
 def _sharded_on_dask(vectors: np.ndarray, k: int, metric: str, seed: int, cluster: str,

@@ -67,15 +67,15 @@ def index_parameters(n_items: int) -> dict[str, int]:
 
 def fill_missing(data: np.ndarray, indices: np.ndarray, distances: np.ndarray,
                  metric: str) -> tuple[np.ndarray, np.ndarray]:
-    """Recompute exactly the rows where pynndescent found fewer than k neighbours.
+    """Recompute exactly the rows where an approximate search found fewer than k neighbours.
 
-    pynndescent marks them with index -1 and an infinite distance (it happens with
-    many duplicate vectors); those rows get their exact neighbours instead.
+    pynndescent and faiss mark them with index -1 and an infinite distance (it
+    happens with many duplicate vectors); those rows get their exact neighbours instead.
     """
     incomplete = np.flatnonzero((indices < 0).any(axis=1) | ~np.isfinite(distances).all(axis=1))
     if len(incomplete) == 0:
         return indices, distances
-    logger.warning("pynndescent left %d items with fewer than %d neighbours; searching them exactly",
+    logger.warning("the approximate search left %d items with fewer than %d neighbours; searching them exactly",
                    len(incomplete), indices.shape[1])
     exact_indices, exact_distances = exact_knn(data, indices.shape[1], metric, queries=incomplete)
     indices[incomplete] = exact_indices

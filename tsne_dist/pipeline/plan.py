@@ -118,7 +118,8 @@ class Plan:
             knn = Choice(config.knn, f"cooccurrence-{config.similarity}",
                          f"similarity top-k on the co-occurrence matrix ({config.similarity})")
         else:
-            backend, reason = choose_backend(config.knn, n_items, n_dims, gpu_free_bytes=gpu_free_bytes())
+            backend, reason = choose_backend(config.knn, n_items, n_dims, gpu_free_bytes=gpu_free_bytes(),
+                                             sharded=self.cluster != "local" or config.knn_shards > 1)
             knn = Choice(config.knn, backend, reason)
         schedule, warm = self.schedule, {}
         if self.previous is not None:

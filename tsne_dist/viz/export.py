@@ -126,9 +126,7 @@ def export_viewer(out: str, compare: str | None = None, *, color_by: str | None 
         raise StoreError(f"the viewer bundle is not installed in {STATIC_DIR}",
                          'reinstall tsne-dist with Node.js and npm on PATH (pip install -e ".")')
     table = _read_layout(location, LAYOUT_FILE)
-    if location.exists(VIEWER_DIR) and not location.exists(VIEWER_DIR, DATA_DIR, MANIFEST):
-        raise StoreError(f"{location.join(VIEWER_DIR)} exists and is not a viewer we wrote (no {DATA_DIR}/{MANIFEST})",
-                         "move it away; tsne-dist replaces only its own viewer/")
+    check_viewer_folder(location)
     if not location.is_local:
         location.check_writable()  # credentials that may read but not write fail here, in one line
     store = _open_store(location)
@@ -177,6 +175,17 @@ def _place(tmp: str, location) -> str:
 
 def _name_of(url: str) -> str:
     return url.rstrip("/").rsplit("/", 1)[-1] if "://" in url else os.path.basename(os.path.normpath(url))
+
+
+def check_viewer_folder(location) -> None:
+    """Raise :class:`StoreError` when ``location`` holds a ``viewer/`` that we did not write.
+
+    tsne-dist replaces only its own viewer (one with ``data/manifest.json``); a run
+    checks this before its first stage, so it never computes a map it cannot finish.
+    """
+    if location.exists(VIEWER_DIR) and not location.exists(VIEWER_DIR, DATA_DIR, MANIFEST):
+        raise StoreError(f"{location.join(VIEWER_DIR)} exists and is not a viewer we wrote (no {DATA_DIR}/{MANIFEST})",
+                         "move it away; tsne-dist replaces only its own viewer/")
 
 
 def _read_layout(location, layout_file: str, columns: list[str] | None = None) -> pd.DataFrame:
