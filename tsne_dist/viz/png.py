@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import colorcet
-import datashader as ds
-import datashader.transfer_functions as tf
 import numpy as np
 import pandas as pd
 from matplotlib import colormaps
@@ -29,6 +27,8 @@ from matplotlib.colors import Normalize, to_hex, to_rgb
 from matplotlib.figure import Figure
 from matplotlib.legend import Legend
 from matplotlib.lines import Line2D
+
+from .raster import Grid, dynamic_spread, over, shade_categories, shade_linear, shade_one_colour, spread
 
 __all__ = ["categorical_legend", "is_categorical", "render_map"]
 
@@ -50,7 +50,7 @@ _MAX_LABEL_CHARS = 40
 _MIN_SIZE_PX = 64
 
 Rect = tuple[int, int, int, int]  # left, bottom, width, height in figure pixels
-Shader = Callable[[ds.Canvas], tf.Image]
+Shader = Callable[[Grid], np.ndarray]  # a pixel grid -> (h, w, 4) uint8 RGBA, row 0 at the bottom
 
 
 # --------------------------------------------------------------------------- API
@@ -106,9 +106,9 @@ def render_map(
     -----
     Both axes use the same scale (a t-SNE map has no preferred direction), and
     the data range is padded so points on the edge stay visible. Where the
-    map is sparse, points are spread (``tf.dynspread``) by up to 3 pixels, or
-    5 below 10,000 points. The first render in a process pays a few seconds
-    of numba compilation inside datashader.
+    map is sparse, points are spread by up to 3 pixels (a fixed 2 up to 5,000
+    points, 1 up to 20,000). The raster is NumPy (:mod:`.raster`), so there is
+    no compile step in a fresh process.
     """
     started = time.perf_counter()
     xy = _check_xy(xy)
@@ -133,8 +133,8 @@ def render_map(
 
     rect = _plot_rect(width, height, top_px, right_px)
     x_range, y_range = _data_ranges(hi - lo, rect[2], rect[3])
-    canvas = ds.Canvas(plot_width=rect[2], plot_height=rect[3], x_range=x_range, y_range=y_range)
-    image = _spread(shader(canvas), len(xy))
+    grid = Grid(w=rect[2], h=rect[3], x_range=x_range, y_range=y_range)
+    image = _spread(shader(grid), len(xy))
     _draw_image(fig, image, rect)
 
     out = Path(path)
@@ -320,12 +320,13 @@ def _categorical_panel(
     """Add the category column and legend; return legend width and shader."""
     cats = _categorical_codes(values, top_k)
     colors = _category_colors(cats)
-    frame["v"] = cats.codes
+    codes = np.asarray(cats.codes.codes)
     legend_px = _add_legend(fig, renderer, cats.entries, colors, _series_name(values), top_px)
+    rgb = np.array([to_rgb(colors[label]) for label, _ in cats.entries])
 
-    def shade(canvas: ds.Canvas) -> tf.Image:
-        agg = canvas.points(frame, "x", "y", ds.by("v", ds.count()))
-        return tf.shade(agg, color_key=colors, how="eq_hist", min_alpha=110)
+    def shade(grid: Grid) -> np.ndarray:
+        counts = grid.counts_by(frame["x"].to_numpy(), frame["y"].to_numpy(), codes, len(rgb))
+        return shade_categories(counts, rgb, min_alpha=110)
 
     return legend_px, shade
 
@@ -345,7 +346,7 @@ def _continuous_panel(
     numbers = np.where(np.isfinite(raw), raw, np.nan)  # a copy: never edit the caller's data
     n_finite = int(np.isfinite(numbers).sum())
     frame["v"] = numbers
-    cmap = [to_hex(c) for c in colormaps[CONTINUOUS_CMAP](np.linspace(0.0, 1.0, 256))]
+    cmap = colormaps[CONTINUOUS_CMAP](np.linspace(0.0, 1.0, 256))[:, :3]
     if n_finite == 0:
         logger.warning("no finite values to colour by; drawing all %d points in grey", len(numbers))
         return 0, _continuous_shader(frame, cmap, None)
@@ -359,45 +360,34 @@ def _continuous_panel(
     return bar_px, _continuous_shader(frame, cmap, span)
 
 
-def _continuous_shader(frame: pd.DataFrame, cmap: list[str], span: tuple[float, float] | None) -> Shader:
+def _continuous_shader(frame: pd.DataFrame, cmap: np.ndarray, span: tuple[float, float] | None) -> Shader:
     """Shader: every point in grey, under the per-pixel mean of finite values."""
 
-    def shade(canvas: ds.Canvas) -> tf.Image:
-        everything = canvas.points(frame, "x", "y", ds.count())
-        grey = tf.shade(everything, cmap=[NAN_COLOR, NAN_COLOR], how="linear", min_alpha=255)
+    def shade(grid: Grid) -> np.ndarray:
+        x, y = frame["x"].to_numpy(), frame["y"].to_numpy()
+        counts = grid.counts(x, y)
+        grey = shade_one_colour(counts, np.array(to_rgb(NAN_COLOR)), min_alpha=255)
+        grey[..., 3] = np.where(counts > 0, 255, 0)
         if span is None:
             return grey
-        mean = canvas.points(frame, "x", "y", ds.mean("v"))
-        colored = tf.shade(mean, cmap=cmap, how="linear", span=span)
-        return _over(colored, grey)
+        return over(shade_linear(grid.means(x, y, frame["v"].to_numpy()), cmap, span), grey)
 
     return shade
 
 
-def _over(top: tf.Image, bottom: tf.Image) -> tf.Image:
-    """``top`` where it has any colour, else ``bottom``.
-
-    Enough for an opaque-or-empty ``top`` (colour-mapped means are); avoids
-    ``tf.stack``, whose first use compiles datashader's compositors for
-    seconds.
-    """
-    top_px, bottom_px = np.asarray(top.data), np.asarray(bottom.data)
-    return top.copy(data=np.where(top_px >> 24 != 0, top_px, bottom_px))
-
-
-def _spread(image: tf.Image, n_points: int) -> tf.Image:
+def _spread(image: np.ndarray, n_points: int) -> np.ndarray:
     """Grow points so a sparse map stays readable: fixed disks for small N, dynamic beyond."""
     if n_points <= 20_000:
-        return tf.spread(image, px=2 if n_points <= 5_000 else 1, shape="circle")
-    return tf.dynspread(image, threshold=0.5, max_px=3)
+        return spread(image, px=2 if n_points <= 5_000 else 1)
+    return dynamic_spread(image, threshold=0.5, max_px=3)
 
 
 def _single_shader(frame: pd.DataFrame) -> Shader:
     """Shader: one colour, alpha by point density."""
 
-    def shade(canvas: ds.Canvas) -> tf.Image:
-        agg = canvas.points(frame, "x", "y", ds.count())
-        return tf.shade(agg, cmap=[POINT_COLOR], how="eq_hist", min_alpha=110)
+    def shade(grid: Grid) -> np.ndarray:
+        counts = grid.counts(frame["x"].to_numpy(), frame["y"].to_numpy())
+        return shade_one_colour(counts, np.array(to_rgb(POINT_COLOR)), min_alpha=110)
 
     return shade
 
@@ -511,7 +501,7 @@ def _point_frame(xy: np.ndarray, center: np.ndarray) -> pd.DataFrame:
     """Points as float32 columns ``x``, ``y`` relative to ``center``.
 
     Centring first keeps float32 far more precise than a pixel, and float32
-    halves the memory of the copy datashader reads (10 M points: 80 MB).
+    halves the memory of the copy the raster reads (10 M points: 80 MB).
     """
     return pd.DataFrame({
         "x": (xy[:, 0] - center[0]).astype(np.float32),
@@ -535,13 +525,11 @@ def _data_ranges(
     return (-half_w, half_w), (-half_h, half_h)
 
 
-def _draw_image(fig: Figure, image: tf.Image, rect: Rect) -> None:
-    """Place the raster pixel for pixel at ``rect`` and frame it without axes."""
+def _draw_image(fig: Figure, image: np.ndarray, rect: Rect) -> None:
+    """Place the (h, w, 4) raster pixel for pixel at ``rect`` and frame it without axes."""
     left, bottom, w, h = rect
     width, height = (round(v * _DPI) for v in fig.get_size_inches())
-    packed = np.ascontiguousarray(np.asarray(image.data, dtype=np.uint32))
-    rgba = packed.view(np.uint8).reshape(h, w, 4)
-    fig.figimage(rgba, xo=left, yo=bottom, origin="lower", zorder=1)
+    fig.figimage(np.ascontiguousarray(image), xo=left, yo=bottom, origin="lower", zorder=1)
     ax = fig.add_axes((left / width, bottom / height, w / width, h / height), facecolor="none", zorder=2)
     ax.set_xticks([])
     ax.set_yticks([])

@@ -1,0 +1,164 @@
+"""Whole-process, cold: ``tsne-dist run`` against openTSNE's defaults, alternated A B A B.
+
+Each tool runs as a fresh process on the same .npy file, as a user runs it once per
+job: tsne_dist as the ``tsne-dist run --vectors X --out OUT -q`` command (its
+defaults: kNN, affinities, layout, metrics, layout.parquet, map.png, viewer/), openTSNE
+as ``TSNE(n_jobs=<cores>, random_state=0)`` on the same cores (its default
+schedule, spelled out as prepare_initial + two optimize calls to time the phases).
+Wall time is the child's whole life, imports included; peak RSS is that child's own
+(``os.wait4``). Both maps are then scored by the same code, outside the timed
+processes: recall@10 and trustworthiness@10 on 5,000 sampled items (seed 0).
+
+"Cold" means a fresh process with nothing to resume. The numba cache (compiled
+once per install, or ahead with ``tsne-dist warm-up``) is whatever the machine has;
+``--warm-up`` runs ``tsne-dist warm-up`` first and reports its time, so the first
+pair does not pay a one-time compile.
+
+    .venv/bin/python benchmarks/bench_cold.py --datasets synthetic glove --sizes 5000 20000 100000 --warm-up
+
+Prints one JSON line per run and, last, a Markdown table: per pair the total ratio
+(tsne_dist / openTSNE) and the ratio per stage (kNN + affinities + init, layout).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OPENTSNE_CHILD = """
+import json, os, sys, time
+start = time.perf_counter()
+import numpy as np
+from openTSNE import TSNE
+vectors = np.load(sys.argv[1])
+tsne = TSNE(n_jobs=os.cpu_count(), random_state=0)
+embedding = tsne.prepare_initial(vectors)
+prepared = time.perf_counter()
+embedding = embedding.optimize(n_iter=250, exaggeration=12, momentum=0.5, inplace=True)
+embedding = embedding.optimize(n_iter=500, exaggeration=None, momentum=0.8, inplace=True)
+done = time.perf_counter()
+np.save(sys.argv[2], np.asarray(embedding))
+print("STAGES " + json.dumps({"prepare": prepared - start, "layout": done - prepared}))
+"""
+
+
+def make_inputs(dataset: str, n_items: int, folder: str) -> str:
+    """The first ``n_items`` of ``dataset`` as float32 .npy (written once); its path."""
+    from tsne_dist.datasets import load_glove, synthetic_catalog
+
+    path = os.path.join(folder, f"{dataset}-{n_items}.npy")
+    if not os.path.exists(path):
+        if dataset == "glove":
+            vectors, _ = load_glove(n_items)
+        else:
+            vectors, _ = synthetic_catalog(n_items, 64, n_categories=30, n_subcategories=5, seed=0)
+        np.save(path, np.asarray(vectors, dtype=np.float32))
+    return path
+
+
+def timed_child(command: list[str]) -> tuple[float, float, str]:
+    """Run ``command``; its wall seconds, its own peak RSS in MB (``os.wait4``) and its stdout."""
+    import tempfile
+
+    with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
+        start = time.perf_counter()
+        process = subprocess.Popen(command, stdout=stdout, stderr=stderr, text=True)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - start
+        process.returncode = os.waitstatus_to_exitcode(status)
+        stdout.seek(0)
+        stderr.seek(0)
+        if process.returncode != 0:
+            sys.exit(f"{' '.join(command[:2])} failed:\n{stderr.read()[-3000:]}")
+        return wall, usage.ru_maxrss / 1024, stdout.read()
+
+
+def run_tsne_dist(vectors_path: str, out: str) -> dict:
+    shutil.rmtree(out, ignore_errors=True)
+    command = [os.path.join(os.path.dirname(sys.executable), "tsne-dist"), "run", "--vectors", vectors_path,
+               "--out", out, "-q"]
+    wall, peak, _ = timed_child(command)
+    with open(os.path.join(out, "metrics.json")) as handle:
+        metrics = json.load(handle)
+    import pandas as pd
+
+    layout = pd.read_parquet(os.path.join(out, "layout.parquet"), columns=["x", "y"]).to_numpy()
+    stages = metrics["timings"]
+    return {"tool": "tsne_dist", "wall_s": wall, "peak_rss_mb": peak, "layout": layout,
+            "prepare_s": stages["vectors"] + stages["knn"] + stages["affinities"], "layout_s": stages["layout"],
+            "stages_s": stages, "knn_backend": metrics["knn_backend"], "engine": metrics["engine"]}
+
+
+def run_opentsne(vectors_path: str, out: str) -> dict:
+    os.makedirs(out, exist_ok=True)
+    embedding_path = os.path.join(out, "embedding.npy")
+    wall, peak, stdout = timed_child([sys.executable, "-c", OPENTSNE_CHILD, vectors_path, embedding_path])
+    stages = json.loads(stdout.split("STAGES ", 1)[1])
+    return {"tool": "openTSNE", "wall_s": wall, "peak_rss_mb": peak, "layout": np.load(embedding_path),
+            "prepare_s": stages["prepare"], "layout_s": stages["layout"], "stages_s": stages,
+            "knn_backend": "annoy", "engine": "openTSNE"}
+
+
+def score(row: dict, vectors: np.ndarray) -> None:
+    from tsne_dist.metrics import neighbour_quality
+
+    quality = neighbour_quality(vectors, row.pop("layout"), k=10, sample=5000, seed=0)
+    row["recall@10"], row["trustworthiness@10"] = quality.recall, quality.trustworthiness
+
+
+def pair_rows(rows: list[dict]) -> str:
+    """Markdown: one line per pair (tsne_dist run, then the openTSNE run after it)."""
+    lines = ["| data | N | pair | tsne_dist s | openTSNE s | ratio | prepare ratio | layout ratio "
+             "| recall@10 ours / theirs | trust@10 ours / theirs | peak RSS MB ours / theirs |",
+             "|" + "---|" * 11]
+    for ours, theirs in zip(rows[0::2], rows[1::2]):
+        lines.append(
+            f"| {ours['dataset']} | {ours['n']:,} | {ours['pair']} | {ours['wall_s']:.1f} | {theirs['wall_s']:.1f} | "
+            f"**{ours['wall_s'] / theirs['wall_s']:.2f}** | {ours['prepare_s'] / theirs['prepare_s']:.2f} | "
+            f"{ours['layout_s'] / theirs['layout_s']:.2f} | {ours['recall@10']:.3f} / {theirs['recall@10']:.3f} | "
+            f"{ours['trustworthiness@10']:.4f} / {theirs['trustworthiness@10']:.4f} | "
+            f"{ours['peak_rss_mb']:.0f} / {theirs['peak_rss_mb']:.0f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[5_000, 20_000, 100_000])
+    parser.add_argument("--datasets", nargs="+", default=["synthetic", "glove"], choices=["synthetic", "glove"])
+    parser.add_argument("--pairs", type=int, default=2)
+    parser.add_argument("--warm-up", action="store_true", help="run tsne-dist warm-up first (timed)")
+    parser.add_argument("--work-dir", default=os.path.join(HERE, "results", "cold"))
+    args = parser.parse_args()
+    os.makedirs(args.work_dir, exist_ok=True)
+    if args.warm_up:
+        wall, _, _ = timed_child([os.path.join(os.path.dirname(sys.executable), "tsne-dist"), "warm-up", "-q"])
+        print(json.dumps({"warm_up_s": round(wall, 1)}), flush=True)
+    rows = []
+    for dataset in args.datasets:
+        for n_items in args.sizes:
+            vectors_path = make_inputs(dataset, n_items, args.work_dir)
+            vectors = np.load(vectors_path)
+            for pair in range(1, args.pairs + 1):
+                for runner in (run_tsne_dist, run_opentsne):
+                    row = runner(vectors_path, os.path.join(args.work_dir, f"out-{dataset}-{n_items}"))
+                    score(row, vectors)
+                    row.update({"dataset": dataset, "n": n_items, "pair": pair})
+                    rows.append(row)
+                    print(json.dumps(row), flush=True)
+    load = os.getloadavg()[0]
+    print(f"\nMachine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+          f"load average at the end {load:.1f}\n")
+    print(pair_rows(rows))
+
+
+if __name__ == "__main__":
+    main()
