@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 
+from dataclasses import dataclass
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -25,6 +27,9 @@ def random_init(n_items: int, seed: int) -> np.ndarray:
 def pca_init(vectors: np.ndarray, seed: int) -> np.ndarray:
     """First two principal components, first axis scaled to standard deviation 1e-4.
 
+    The components are the top two eigenvectors of the D x D covariance matrix
+    (float64, accumulated in row blocks: O(N D^2) time, O(D^2) extra memory), each
+    signed so that its largest-magnitude loading is positive (deterministic).
     Falls back to :func:`random_init` (with a log line) when the vectors have
     no variance along two directions (e.g. all identical), where PCA is undefined.
 
@@ -33,26 +38,54 @@ def pca_init(vectors: np.ndarray, seed: int) -> np.ndarray:
     vectors : np.ndarray
         (N, D) item vectors.
     seed : int
-        Seed for the randomized SVD and the fallback.
+        Seed of the fallback.
 
     Returns
     -------
     np.ndarray
         (N, 2) float64.
     """
-    from sklearn.decomposition import PCA  # scikit-learn loads in 2 s: only where used
     n_items, n_dims = vectors.shape
     if n_dims < 2:
         logger.info("PCA init needs two dimensions; using random init")
         return random_init(n_items, seed)
-    solver = "randomized" if n_items * n_dims > 5_000_000 else "full"
     with np.errstate(all="ignore"):
-        layout = PCA(n_components=2, svd_solver=solver, random_state=seed).fit_transform(vectors.astype(np.float64))
+        components = _principal_axes(vectors, 2)
+        layout = np.vstack([(block.astype(np.float64) - components.mean) @ components.axes
+                            for block in _row_blocks(vectors)])
     scale = layout[:, 0].std()
     if not np.isfinite(layout).all() or scale <= 0 or layout[:, 1].std() <= 1e-12 * max(scale, 1e-300):
         logger.info("the vectors have no spread along two directions; using random init")
         return random_init(n_items, seed)
     return layout / scale * INIT_STD
+
+
+@dataclass(frozen=True)
+class _Axes:
+    mean: np.ndarray  # (D,) float64
+    axes: np.ndarray  # (D, n) float64, columns by decreasing variance
+
+
+def _row_blocks(vectors: np.ndarray, rows: int = 65_536):
+    for start in range(0, vectors.shape[0], rows):
+        yield vectors[start:start + rows]
+
+
+def _principal_axes(vectors: np.ndarray, n_axes: int) -> _Axes:
+    """Mean and top ``n_axes`` eigenvectors of the covariance, largest loading of each positive."""
+    mean = np.zeros(vectors.shape[1])
+    for block in _row_blocks(vectors):
+        mean += block.astype(np.float64).sum(axis=0)
+    mean /= vectors.shape[0]
+    scatter = np.zeros((vectors.shape[1], vectors.shape[1]))
+    for block in _row_blocks(vectors):
+        centred = block.astype(np.float64) - mean
+        scatter += centred.T @ centred
+    _, eigenvectors = np.linalg.eigh(scatter)  # ascending eigenvalues
+    axes = eigenvectors[:, ::-1][:, :n_axes]
+    largest = np.abs(axes).argmax(axis=0)
+    axes = axes * np.sign(axes[largest, np.arange(n_axes)])
+    return _Axes(mean=mean, axes=axes)
 
 
 def initial_layout(initialization: str, n_items: int, seed: int, vectors: np.ndarray | None = None) -> np.ndarray:

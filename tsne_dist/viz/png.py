@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import colorcet
 import numpy as np
 import pandas as pd
 from matplotlib import colormaps
@@ -304,6 +303,7 @@ def _category_colors(cats: _Categories) -> dict[str, str]:
 
 def _category_palette(min_chroma: float = 0.15) -> list[str]:
     """Glasbey colours minus the greyish ones, which "other"/"missing" would resemble."""
+    import colorcet  # 0.5 s to import: only for categorical maps
     rgb = np.array([to_rgb(c) for c in colorcet.palette["glasbey_category10"]])
     chroma = rgb.max(axis=1) - rgb.min(axis=1)
     return [to_hex(c) for c in rgb[chroma >= min_chroma]]

@@ -120,30 +120,26 @@ def over(top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
 def spread(image: np.ndarray, px: int) -> np.ndarray:
     """Grow every occupied pixel into a disk of radius ``px``, compositing copies with "over".
 
-    Copies are laid in a fixed order (offsets sorted by distance, the pixel
-    itself last, on top), with straight-alpha source-over compositing.
+    Copies are laid in a fixed order (farthest offsets first, the pixel itself
+    last, on top) with source-over compositing on premultiplied float32 colours.
     """
     if px <= 0:
         return image
     offsets = [(dy, dx) for dy in range(-px, px + 1) for dx in range(-px, px + 1)
-               if dy * dy + dx * dx <= px * px + px and (dy, dx) != (0, 0)]
-    offsets.sort(key=lambda offset: (-(offset[0] ** 2 + offset[1] ** 2), offset))
+               if dy * dy + dx * dx <= px * px + px]
+    offsets.sort(key=lambda offset: (-(offset[0] ** 2 + offset[1] ** 2), offset))  # (0, 0) last
     h, w = image.shape[:2]
-    colour = np.zeros((h, w, 3))
-    alpha = np.zeros((h, w))
-    source = image.astype(np.float64) / 255.0
-    for dy, dx in [*offsets, (0, 0)]:
-        shifted = np.zeros_like(source)
-        shifted[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
-            source[max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
-        a = shifted[..., 3]
-        new_alpha = a + alpha * (1.0 - a)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            colour = np.where(new_alpha[..., None] > 0,
-                              (shifted[..., :3] * a[..., None] + colour * (alpha * (1.0 - a))[..., None])
-                              / new_alpha[..., None], 0.0)
-        alpha = new_alpha
-    return np.round(np.dstack([colour, alpha]) * 255).astype(np.uint8)
+    source = image.astype(np.float32) / 255.0
+    source[..., :3] *= source[..., 3:4]  # premultiplied
+    result = np.zeros_like(source)
+    for dy, dx in offsets:
+        target = result[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)]
+        layer = source[max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+        target *= 1.0 - layer[..., 3:4]
+        target += layer
+    alpha = result[..., 3:4]
+    np.divide(result[..., :3], alpha, out=result[..., :3], where=alpha > 0)
+    return np.round(np.clip(result, 0.0, 1.0) * 255).astype(np.uint8)
 
 
 def crowding(image: np.ndarray, px: int) -> float:
