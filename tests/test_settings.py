@@ -89,7 +89,7 @@ def test_values_are_coerced_to_their_type(name, value, expected):
     ("n_iter", 7.5, "n_iter must be a whole number, got 7.5"),
     ("n_iter", True, "n_iter must be a whole number, got True"),
     ("n_neighbors", 1, "n_neighbors must be at least 2, got 1"),
-    ("knn", "annoy", "knn must be one of auto, pynndescent, bruteforce, cuml, got 'annoy'"),
+    ("knn", "annoy", "knn must be one of auto, hnsw, pynndescent, bruteforce, cuml, got 'annoy'"),
     ("metric", "dot", "metric must be one of euclidean, cosine, inner_product"),
     ("similarity", "euclid", "similarity must be one of count, jaccard"),
     ("seed", -1, "seed must be between 0 and 4294967295"),

@@ -150,10 +150,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("n_neighbors", "int", None, "neighbours per item", minimum=2, default_text="3 x perplexity"),
     Setting("knn", "text", "auto", "kNN backend", choices=KNN_BACKENDS,
             details="`bruteforce` (exact, blocked; on the GPU when CuPy sees one, blocks sized from free GPU "
-                    "memory), `pynndescent` (approximate) or `cuml` (cuML's, else cuVS's, GPU brute force; an "
-                    "error if neither is installed). `auto`: exact on the GPU when CuPy sees a device with room "
-                    "for the vectors, else exact on the CPU while N² (D + 20) < 2.5e10 (about 5,000 items at "
-                    "784 dims), else pynndescent. The log, `info` and `metrics.json` (`resolved`) say what was picked and why"),
+                    "memory), `hnsw` (faiss's HNSW index, approximate; built on one thread so it is deterministic, "
+                    "searched on `n_jobs`), `pynndescent` (approximate; sharded on Dask) or `cuml` (cuML's, else "
+                    "cuVS's, GPU brute force; an error if neither is installed). `auto`: exact on the GPU when CuPy "
+                    "sees a device with room for the vectors, else exact on the CPU while N² (D + 20) < 2.5e10 "
+                    "(about 5,000 items at 784 dims), else `hnsw` in the run's process, or `pynndescent` when the "
+                    "search is sharded on Dask (`--cluster` other than local, or `--knn-shards` above 1). The log, "
+                    "`info` and `metrics.json` (`resolved`) say what was picked and why"),
     Setting("metric", "text", "euclidean", "distance between vectors", choices=METRICS,
             details="`euclidean`, `cosine` (distance 1 - cosine similarity) or `inner_product` (neighbours are "
                     "the largest dot products, as in two-tower retrieval; items are lifted to "
@@ -195,7 +198,7 @@ SETTINGS: tuple[Setting, ...] = (
             details="same seed and input, identical `layout.parquet` on the CPU engines (the CuPy engine sums "
                     "with GPU atomics, so its layouts agree only to rounding); 0 to 2³² - 1"),
     Setting("n_jobs", "int", -1, "threads, -1 for all cores", minimum=-1, excluded=(0,),
-            details="threads for pynndescent and openTSNE (-1: all cores); the numba and FFT code uses every "
+            details="threads for the kNN search and openTSNE (-1: all cores); the numba and FFT code uses every "
                     "core"),
     Setting("metrics_sample", "int", 5000, "items sampled for recall, trustworthiness and silhouettes",
             group="output", minimum=10),
