@@ -38,3 +38,22 @@ def test_a_foreign_viewer_folder_is_refused_before_the_first_stage(tmp_path, cap
     assert code == 2 and "is not a viewer we wrote" in err
     assert not (out / "run.zarr").exists() and not (out / "map.png").exists()  # no stage ran
     assert (out / "viewer" / "index.html").read_text() == "the user's own page"
+
+
+def test_release_eras_hold_about_equal_shares_of_the_mapped_films_and_say_when_they_cannot():
+    import numpy as np
+    import pandas as pd
+    import pytest
+
+    from tsne_dist.demo import release_eras
+
+    years = np.arange(1950, 2010, dtype=float)
+    films = pd.DataFrame({"movieId": np.arange(60), "year": np.append(years[:-1], np.nan)})
+    ratings = pd.DataFrame({"movieId": np.repeat(np.arange(60), 3), "userId": np.tile([1, 2, 3], 60)})
+    eras = release_eras(films, ratings, min_count=3, n_eras=5)
+    assert eras.iloc[-1] is None and sorted(eras.iloc[:-1].value_counts()) == [11, 11, 12, 12, 13]  # whole years
+    assert eras.iloc[0] == "1950-1962" and eras.iloc[-2] == "1997-2008"
+    one_year = films.assign(year=2001.0)
+    assert set(release_eras(one_year, ratings, min_count=3, n_eras=5)) == {"2001-2001"}
+    with pytest.raises(ValueError, match="release year"):
+        release_eras(films.assign(year=np.nan), ratings, min_count=3, n_eras=5)

@@ -147,6 +147,26 @@ def test_hnsw_is_deterministic_excludes_self_and_reaches_high_recall(metric):
     np.testing.assert_array_equal(again.indices, approx.indices)  # same graph whatever the search threads
 
 
+def test_hnsw_searches_in_blocks_and_hands_many_copies_to_pynndescent(monkeypatch):
+    import tsne_dist.neighbors.hnsw as hnsw
+
+    rng = np.random.default_rng(3)
+    data = rng.normal(size=(1000, 8)).astype(np.float32)
+    whole = nearest_neighbors(data, 10, backend="hnsw")
+    monkeypatch.setattr(hnsw, "QUERY_BLOCK", 96)  # blocks that do not divide N
+    blocked = nearest_neighbors(data, 10, backend="hnsw")
+    np.testing.assert_array_equal(blocked.indices, whole.indices)
+    assert not (blocked.indices == np.arange(1000)[:, None]).any()
+
+    copies = np.vstack([np.repeat(data[:5], 180, axis=0), data[5:105]])  # 90 % of rows are copies
+    result = nearest_neighbors(copies, 15, backend="hnsw", seed=0)
+    assert result.backend == "pynndescent" and "duplicate" in result.reason
+    exact = nearest_neighbors(copies, 15, backend="bruteforce")
+    distinct = np.arange(900, 1000)
+    right = np.isclose(result.distances[distinct], exact.distances[distinct], rtol=1e-4, atol=1e-5)
+    assert right.mean() >= 0.98  # HNSW itself: 3 % of such lists right (measured)
+
+
 def test_rows_pynndescent_could_not_fill_are_searched_exactly():
     from tsne_dist.neighbors.nndescent import fill_missing
 

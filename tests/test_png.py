@@ -187,16 +187,17 @@ def test_bad_values_length_and_options_raise(tmp_path: Path) -> None:
 
 
 def test_the_numpy_raster_counts_equalises_and_spreads() -> None:
-    from tsne_dist.viz.raster import Grid, dynamic_spread, equalized_alpha, shade_categories, spread
+    from tsne_dist.viz.raster import Grid, dynamic_spread, equalized_alpha, shade_mixed, spread
 
     grid = Grid(w=10, h=8, x_range=(0.0, 1.0), y_range=(0.0, 1.0))
     x = np.array([0.05, 0.05, 0.95, 1.0, 0.5, 2.0])  # x = 1.0 is the last column; 2.0 is outside
     y = np.array([0.05, 0.05, 0.95, 1.0, 0.5, 0.5])
-    counts = grid.counts_by(x, y, np.array([0, 1, 1, 1, 0, 0]), 2)
-    assert counts.sum() == 5 and counts[0, 0].tolist() == [1, 1] and counts[7, 9].tolist() == [0, 2]
-    alpha = equalized_alpha(counts.sum(axis=2), min_alpha=110)
+    colours = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])[np.array([0, 1, 1, 1, 0, 0])]
+    sums, total = grid.colour_sums(x, y, colours)
+    assert total.sum() == 5 and total[0, 0] == 2 and total[7, 9] == 2 and sums[7, 9].tolist() == [0, 0, 2]
+    alpha = equalized_alpha(total, min_alpha=110)
     assert alpha[1, 1] == 0 and alpha[4, 5] == 110 and alpha[0, 0] == alpha[7, 9] == 255
-    image = shade_categories(counts, np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]), min_alpha=110)
+    image = shade_mixed(sums, total, min_alpha=110)
     assert image[0, 0, :3].tolist() == [128, 0, 128] and image[4, 5, :3].tolist() == [255, 0, 0]  # mixed by count
 
     single = np.zeros((9, 9, 4), dtype=np.uint8)

@@ -36,7 +36,8 @@ def run_demo(dataset: str = "movielens", out: str = "tsne-dist-demo", seed: int 
     ----------
     dataset : str
         ``movielens`` (films from 100,004 ratings by co-occurrence in users'
-        histories, pairs rated close in time weighing most, coloured by release era), ``mnist`` (5,000 handwritten
+        histories, a pair's weight falling by e per hour between the two ratings, coloured
+        by release era), ``mnist`` (5,000 handwritten
         digits), ``digits`` (1,797) or ``glove`` (20,000 most frequent GloVe words).
     out : str
         Output folder.
@@ -81,7 +82,7 @@ def _movielens_demo(out: str, seed: int) -> Result:
     os.makedirs(inputs, exist_ok=True)
     ratings_path = os.path.join(inputs, "movielens-ratings.parquet")
     films_path = os.path.join(inputs, "movielens-films.parquet")
-    if not all(os.path.exists(path) for path in (ratings_path, films_path)):
+    if not all(os.path.exists(path) for path in (ratings_path, films_path)) or not _has_column(films_path, "era"):
         logger.info("demo: writing the MovieLens ratings and films to %s", inputs)
         ratings, films = load_movielens()
         films["era"] = release_eras(films, ratings, min_count=MOVIELENS_MIN_COUNT, n_eras=MOVIELENS_ERAS)
@@ -94,11 +95,12 @@ def _movielens_demo(out: str, seed: int) -> Result:
 
 
 def release_eras(films: pd.DataFrame, ratings: pd.DataFrame, *, min_count: int, n_eras: int) -> pd.Series:
-    """Each film's release era, e.g. ``"1995-1999"``: ``n_eras`` ranges of whole years.
+    """Each film's release era, e.g. ``"1995-1999"``: at most ``n_eras`` ranges of whole years.
 
     The edges are quantiles of the release year over the films that the map keeps
     (rated by at least ``min_count`` users), rounded to whole years, so each era holds
-    about the same number of mapped films. Films without a year get no era.
+    about the same number of mapped films; edges that round to the same year merge
+    two eras (logged). Films without a year get no era.
 
     Parameters
     ----------
@@ -113,15 +115,34 @@ def release_eras(films: pd.DataFrame, ratings: pd.DataFrame, *, min_count: int, 
     -------
     pandas.Series
         str (object dtype) per film, aligned with ``films``; None where the year is missing.
+
+    Raises
+    ------
+    ValueError
+        When no mapped film has a release year.
     """
     raters = ratings.groupby("movieId")["userId"].nunique()
     mapped = films["movieId"].map(raters).fillna(0) >= min_count
     years = films["year"]
-    edges = np.unique(np.quantile(years[mapped].dropna(), np.linspace(0, 1, n_eras + 1)).round().astype(int))
+    known = years[mapped].dropna()
+    if known.empty:
+        raise ValueError(f"no film rated by at least {min_count} users has a release year")
+    edges = np.unique(np.quantile(known, np.linspace(0, 1, n_eras + 1)).round().astype(int))
     edges[0], edges[-1] = min(edges[0], int(years.min())), max(edges[-1], int(years.max()))
+    if len(edges) == 1:  # every film from one year: one era
+        return years.map(lambda year: None if pd.isna(year) else f"{int(year)}-{int(year)}").astype(object)
+    if len(edges) - 1 < n_eras:
+        logger.info("release eras: %d instead of %d (quantile years coincide)", len(edges) - 1, n_eras)
     names = [f"{int(low) + (i > 0)}-{int(high)}" for i, (low, high) in enumerate(zip(edges[:-1], edges[1:]))]
     eras = pd.cut(years, edges, labels=names, include_lowest=True)
     return eras.astype(object).where(eras.notna(), None)
+
+
+def _has_column(parquet_path: str, column: str) -> bool:
+    """Whether a Parquet file's schema holds ``column`` (inputs written by an older demo lack ``era``)."""
+    import pyarrow.parquet as pq
+
+    return column in pq.read_schema(parquet_path).names
 
 
 def _local_folder(out: str) -> str:

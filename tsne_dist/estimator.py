@@ -26,7 +26,7 @@ class TSNE:
     n_neighbors : int, optional
         Neighbours per item (default ``3 * perplexity``).
     knn : str
-        ``auto``, ``bruteforce`` or ``pynndescent``.
+        ``auto``, ``bruteforce``, ``hnsw``, ``pynndescent`` or ``cuml``.
     metric : str
         ``euclidean`` or ``cosine``.
     n_iter, early_exaggeration_iter, early_exaggeration, exaggeration, learning_rate

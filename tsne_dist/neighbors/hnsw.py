@@ -9,30 +9,29 @@ benchmarks/README.md, "bench_knn.py".
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 
 from .metric import prepare_metric, to_metric_distance
-from .nndescent import drop_self, fill_missing
-
-logger = logging.getLogger("tsne_dist")
+from .nndescent import fill_missing
 
 HNSW_LINKS = 32  # M: graph links per node and layer
 HNSW_BUILD_EFFORT = 100  # efConstruction: candidate list while inserting
 QUERY_EFFORT_PER_NEIGHBOUR = 2  # efSearch = max(128, 2 (k + 1)): candidate list while searching
+QUERY_BLOCK = 65_536  # rows searched at a time: faiss's float32 + int64 answers stay about 50 MB at k = 90
 
 
 def hnsw_knn(data: np.ndarray, k: int, metric: str, n_jobs: int) -> tuple[np.ndarray, np.ndarray]:
     """Approximate k nearest neighbours of every row with an HNSW index, self excluded.
 
     The index is built on one thread, so the graph (and the result) is the same in
-    every run; the search runs on ``n_jobs`` threads (each query is independent).
+    every run on one machine (faiss picks its SIMD kernels by CPU); the search runs
+    on ``n_jobs`` threads (each query is independent), in blocks of rows.
+    ``faiss.omp_set_num_threads`` is process-wide: do not call this from two threads at once.
 
     Parameters
     ----------
     data : np.ndarray
-        (N, D) vectors.
+        (N, D) vectors (any float dtype; searched as float32).
     k : int
         Neighbours per row.
     metric : str
@@ -47,6 +46,11 @@ def hnsw_knn(data: np.ndarray, k: int, metric: str, n_jobs: int) -> tuple[np.nda
         (N, k) int32, nearest first.
     distances : np.ndarray
         (N, k) float32, in ``metric``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown metric (see :func:`.metric.check_metric`).
     """
     import faiss
 
@@ -61,10 +65,24 @@ def hnsw_knn(data: np.ndarray, k: int, metric: str, n_jobs: int) -> tuple[np.nda
         index.add(items)
         faiss.omp_set_num_threads(max(int(n_jobs), 1))
         index.hnsw.efSearch = max(128, QUERY_EFFORT_PER_NEIGHBOUR * (k + 1))
-        squared, indices = index.search(queries, k + 1)
+        indices = np.empty((len(queries), k), dtype=np.int32)
+        distances = np.empty((len(queries), k), dtype=np.float32)
+        for start in range(0, len(queries), QUERY_BLOCK):
+            stop = min(start + QUERY_BLOCK, len(queries))
+            squared, found = index.search(queries[start:stop], k + 1)
+            found_distances = np.sqrt(np.maximum(squared, 0.0))
+            found_distances[found < 0] = np.inf
+            indices[start:stop], distances[start:stop] = _without_self(found, found_distances, start, k)
     finally:
         faiss.omp_set_num_threads(threads)
-    distances = np.sqrt(np.maximum(squared, 0.0))
-    distances[indices < 0] = np.inf
-    indices, distances = drop_self(indices, distances, k)
     return fill_missing(data, indices, to_metric_distance(distances, metric), metric)
+
+
+def _without_self(found: np.ndarray, distances: np.ndarray, first_row: int,
+                  k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each query row's k + 1 answers without the row itself (or without the last answer when
+    the row is absent, e.g. among exact copies); rows are numbered from ``first_row``."""
+    is_self = found == np.arange(first_row, first_row + len(found))[:, None]
+    is_self[~is_self.any(axis=1), -1] = True
+    keep = ~is_self
+    return found[keep].reshape(len(found), k).astype(np.int32), distances[keep].reshape(len(found), k).astype(np.float32)

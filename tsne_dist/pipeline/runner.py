@@ -22,7 +22,7 @@ from ..outputs import remove_outputs
 from ..progress import StageTimings
 from ..store import RunStore, fingerprint
 from ..version import __version__
-from ..viz.export import check_viewer_folder
+from ..viz.export import bundle_available, check_viewer_folder
 from .memory import check_fits, expected_memory, format_bytes
 from .plan import Plan
 
@@ -152,7 +152,8 @@ def check_location(plan: Plan) -> bool:
         of other input (without ``overwrite``). Nothing is written to the store.
     """
     plan.location.check_writable()
-    check_viewer_folder(plan.location)  # the last stage would refuse it: refuse before the first
+    if bundle_available():  # the last stage would refuse a foreign viewer/: refuse before the first
+        check_viewer_folder(plan.location)
     logger.info("tsne_dist %s: run in %s (%s %s)", __version__, plan.out, plan.path,
                 source_name(plan.config.vectors if plan.path == "vectors" else plan.config.interactions))
     return RunStore(plan.out).check_reusable(plan.identity, plan.config.overwrite)

@@ -45,7 +45,7 @@ def knn_stage(runner: StageRunner) -> None:
                                    scratch=group)
         runner.store.write(group, "indices", result.indices)
         runner.store.write(group, "distances", result.distances)
-        extra = {"reason": result.reason}
+        extra = {"reason": result.reason, "ran": result.backend}
         if backend != "bruteforce":
             recall = graph_recall(vectors, result.indices, metric=config.metric, seed=config.seed)
             extra["graph_recall"] = round(recall, 5)
@@ -79,7 +79,7 @@ def layout_stage(runner: StageRunner) -> None:
     schedule = plan.schedule
     params = {"engine": engine, **{name: getattr(schedule, name) for name in schedule.names()},
               "learning_rate": plan.choice("learning_rate"), "initialization": initialization,
-              "seed": config.seed}
+              "seed": config.seed, "pca": "covariance eigenvectors"}  # the PCA code is part of what a layout is
     if plan.previous is not None:
         params["init_from"] = plan.previous.identity()
 

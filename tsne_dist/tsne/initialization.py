@@ -27,9 +27,11 @@ def random_init(n_items: int, seed: int) -> np.ndarray:
 def pca_init(vectors: np.ndarray, seed: int) -> np.ndarray:
     """First two principal components, first axis scaled to standard deviation 1e-4.
 
-    The components are the top two eigenvectors of the D x D covariance matrix
-    (float64, accumulated in row blocks: O(N D^2) time, O(D^2) extra memory), each
-    signed so that its largest-magnitude loading is positive (deterministic).
+    Up to ``EIGH_MAX_DIMS`` dimensions the components are the top two eigenvectors
+    of the D x D covariance matrix (NumPy, float64, accumulated in row blocks:
+    O(N D^2) time, O(D^2) extra memory), each signed so that its largest-magnitude
+    loading is positive (deterministic); wider vectors use scikit-learn's PCA
+    (randomized SVD with ``seed`` above 5M entries), which is faster there.
     Falls back to :func:`random_init` (with a log line) when the vectors have
     no variance along two directions (e.g. all identical), where PCA is undefined.
 
@@ -38,7 +40,7 @@ def pca_init(vectors: np.ndarray, seed: int) -> np.ndarray:
     vectors : np.ndarray
         (N, D) item vectors.
     seed : int
-        Seed of the fallback.
+        Seed of the randomized SVD and of the fallback.
 
     Returns
     -------
@@ -50,14 +52,29 @@ def pca_init(vectors: np.ndarray, seed: int) -> np.ndarray:
         logger.info("PCA init needs two dimensions; using random init")
         return random_init(n_items, seed)
     with np.errstate(all="ignore"):
-        components = _principal_axes(vectors, 2)
-        layout = np.vstack([(block.astype(np.float64) - components.mean) @ components.axes
-                            for block in _row_blocks(vectors)])
+        layout = _project(vectors) if n_dims <= EIGH_MAX_DIMS else _sklearn_pca(vectors, seed)
     scale = layout[:, 0].std()
     if not np.isfinite(layout).all() or scale <= 0 or layout[:, 1].std() <= 1e-12 * max(scale, 1e-300):
         logger.info("the vectors have no spread along two directions; using random init")
         return random_init(n_items, seed)
     return layout / scale * INIT_STD
+
+
+EIGH_MAX_DIMS = 256  # above, scikit-learn's PCA is faster (5,000 x 1,024: 1.4 s against 4.8 s)
+
+
+def _project(vectors: np.ndarray) -> np.ndarray:
+    """(N, 2) float64 coordinates along the top two principal axes."""
+    components = _principal_axes(vectors, 2)
+    return np.vstack([(block.astype(np.float64) - components.mean) @ components.axes
+                      for block in _row_blocks(vectors)])
+
+
+def _sklearn_pca(vectors: np.ndarray, seed: int) -> np.ndarray:
+    from sklearn.decomposition import PCA  # scikit-learn loads in 1.5 s: only where used
+
+    solver = "randomized" if vectors.shape[0] * vectors.shape[1] > 5_000_000 else "full"
+    return PCA(n_components=2, svd_solver=solver, random_state=seed).fit_transform(vectors.astype(np.float64))
 
 
 @dataclass(frozen=True)
@@ -67,6 +84,7 @@ class _Axes:
 
 
 def _row_blocks(vectors: np.ndarray, rows: int = 65_536):
+    """Consecutive blocks of ``rows`` rows (views)."""
     for start in range(0, vectors.shape[0], rows):
         yield vectors[start:start + rows]
 

@@ -178,7 +178,8 @@ def _name_of(url: str) -> str:
 
 
 def check_viewer_folder(location) -> None:
-    """Raise :class:`StoreError` when ``location`` holds a ``viewer/`` that we did not write.
+    """Raise :class:`StoreError` when ``location`` (a :class:`~tsne_dist.storage.Location`)
+    holds a ``viewer/`` that we did not write.
 
     tsne-dist replaces only its own viewer (one with ``data/manifest.json``); a run
     checks this before its first stage, so it never computes a map it cannot finish.

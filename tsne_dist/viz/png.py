@@ -1,6 +1,6 @@
 """Render a 2-D t-SNE layout to a PNG.
 
-Datashader rasterises the points (cost O(N), so 10 million points are fine);
+:mod:`.raster` rasterises the points with NumPy (cost O(N), so 10 million points are fine);
 matplotlib only frames that raster and draws the title and the legend or colour
 bar. Matplotlib is used through :class:`matplotlib.figure.Figure` and the Agg
 canvas directly, so importing this module never changes the pyplot backend of
@@ -27,7 +27,7 @@ from matplotlib.figure import Figure
 from matplotlib.legend import Legend
 from matplotlib.lines import Line2D
 
-from .raster import Grid, dynamic_spread, over, shade_categories, shade_linear, shade_one_colour, spread
+from .raster import Grid, dynamic_spread, over, shade_linear, shade_mixed, shade_one_colour, spread
 
 __all__ = ["categorical_legend", "is_categorical", "render_map"]
 
@@ -325,8 +325,8 @@ def _categorical_panel(
     rgb = np.array([to_rgb(colors[label]) for label, _ in cats.entries])
 
     def shade(grid: Grid) -> np.ndarray:
-        counts = grid.counts_by(frame["x"].to_numpy(), frame["y"].to_numpy(), codes, len(rgb))
-        return shade_categories(counts, rgb, min_alpha=110)
+        sums, total = grid.colour_sums(frame["x"].to_numpy(), frame["y"].to_numpy(), rgb[codes])
+        return shade_mixed(sums, total, min_alpha=110)
 
     return legend_px, shade
 
@@ -367,7 +367,6 @@ def _continuous_shader(frame: pd.DataFrame, cmap: np.ndarray, span: tuple[float,
         x, y = frame["x"].to_numpy(), frame["y"].to_numpy()
         counts = grid.counts(x, y)
         grey = shade_one_colour(counts, np.array(to_rgb(NAN_COLOR)), min_alpha=255)
-        grey[..., 3] = np.where(counts > 0, 255, 0)
         if span is None:
             return grey
         return over(shade_linear(grid.means(x, y, frame["v"].to_numpy()), cmap, span), grey)

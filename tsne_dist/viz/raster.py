@@ -38,11 +38,15 @@ class Grid:
         flat, _ = self.pixels(x, y)
         return np.bincount(flat, minlength=self.w * self.h).reshape(self.h, self.w)
 
-    def counts_by(self, x: np.ndarray, y: np.ndarray, codes: np.ndarray, n_codes: int) -> np.ndarray:
-        """(h, w, n_codes) int64 points per pixel and category code (codes in [0, n_codes))."""
+    def colour_sums(self, x: np.ndarray, y: np.ndarray, colours: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per pixel, the sum of its points' RGB ``colours`` ((N, 3) in [0, 1]) and the point count:
+        (h, w, 3) float64 and (h, w) int64 (memory: a few copies of the grid, whatever N and the
+        number of categories)."""
         flat, inside = self.pixels(x, y)
-        keys = flat * n_codes + codes[inside].astype(np.int64)
-        return np.bincount(keys, minlength=self.w * self.h * n_codes).reshape(self.h, self.w, n_codes)
+        size = self.w * self.h
+        sums = np.stack([np.bincount(flat, weights=colours[inside, channel], minlength=size) for channel in range(3)],
+                        axis=1)
+        return sums.reshape(self.h, self.w, 3), np.bincount(flat, minlength=size).reshape(self.h, self.w)
 
     def means(self, x: np.ndarray, y: np.ndarray, values: np.ndarray) -> np.ndarray:
         """(h, w) float64 mean of the finite ``values`` per pixel; NaN where a pixel has none."""
@@ -75,21 +79,20 @@ def equalized_alpha(counts: np.ndarray, min_alpha: int) -> np.ndarray:
     return alpha
 
 
-def shade_categories(counts: np.ndarray, colors: np.ndarray, min_alpha: int) -> np.ndarray:
-    """RGBA: each pixel's colour is its categories' colours weighted by their counts.
+def shade_mixed(sums: np.ndarray, total: np.ndarray, min_alpha: int) -> np.ndarray:
+    """RGBA: each pixel's colour is the mean colour of its points (categories mixed by count).
 
     Parameters
     ----------
-    counts : np.ndarray
-        (h, w, C) counts per category.
-    colors : np.ndarray
-        (C, 3) float RGB in [0, 1].
+    sums : np.ndarray
+        (h, w, 3) summed RGB in [0, 1] of each pixel's points (:meth:`Grid.colour_sums`).
+    total : np.ndarray
+        (h, w) points per pixel.
     min_alpha : int
         Alpha of the sparsest occupied pixels.
     """
-    total = counts.sum(axis=2)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mixed = (counts.astype(np.float64) @ colors) / total[..., None]
+        mixed = sums / total[..., None]
     rgb = np.round(np.nan_to_num(mixed) * 255).astype(np.uint8)
     return np.dstack([rgb, equalized_alpha(total, min_alpha)])
 
