@@ -1,10 +1,13 @@
-"""kNN: time and recall@k of single-process NNDescent and of sharded search on a local Dask cluster.
+"""kNN: time and recall@k of single-process NNDescent, faiss HNSW and sharded search on a local Dask cluster.
 
     python benchmarks/bench_knn.py --dataset glove --sizes 400000 --modes single
     python benchmarks/bench_knn.py --dataset synthetic --dims 128 --sizes 100000 1000000 --modes single sharded
     python benchmarks/bench_knn.py --dataset synthetic --dims 128 --sizes 1000000 --modes gpu   # needs CuPy + GPU
+    python benchmarks/bench_knn.py --dataset glove --sizes 100000 --modes hnsw single
 
-single: one pynndescent index in this process (all cores); sharded: one index per
+single: one pynndescent index in this process (all cores); hnsw: faiss's HNSW index
+(the run's single-machine default: built on one thread, searched on all cores; no
+numba, so its timing is also its cold timing); sharded: one index per
 worker of a local Dask cluster (--shards 0) or --shards S; gpu: exact blocked brute
 force with CuPy, block sizes from free GPU memory. Recall is measured against exact
 neighbours of 2,000 sampled items (blocked brute force). Timings are warm: the numba
@@ -58,8 +61,9 @@ def timed_search(mode: str, vectors: np.ndarray, k: int, n_shards: int) -> tuple
                                   seed=0)[0]
             return indices, time.perf_counter() - start
     start = time.perf_counter()
-    if mode == "single":
-        indices = nearest_neighbors(vectors, k, backend="pynndescent", seed=0).indices
+    if mode in ("single", "hnsw"):
+        backend = "pynndescent" if mode == "single" else "hnsw"
+        indices = nearest_neighbors(vectors, k, backend=backend, seed=0).indices
     else:
         import cupy
 
@@ -79,7 +83,7 @@ def main() -> None:
     parser.add_argument("--recall-at", type=int, default=15,
                         help="recall of the first R neighbours against the exact R")
     parser.add_argument("--shards", type=int, default=0, help="0: one shard per worker")
-    parser.add_argument("--modes", nargs="+", default=["single", "sharded"], choices=["single", "sharded", "gpu"])
+    parser.add_argument("--modes", nargs="+", default=["single", "sharded"], choices=["single", "sharded", "hnsw", "gpu"])
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("distributed").setLevel(logging.WARNING)

@@ -8,7 +8,7 @@
 
 Inputs are written once into ``--work-dir`` and reused. Prints one JSON line per run:
 wall seconds of the whole process, seconds per stage (metrics.json), the run
-process's own peak RSS (``os.wait4``; Dask workers are separate processes, their
+process's own peak RSS (its VmHWM, sampled; Dask workers are separate processes, their
 peaks are in the run's log), recall@10 and trustworthiness@10.
 
     .venv/bin/python benchmarks/bench_scale.py --mode vectors --work-dir /tmp/scale
