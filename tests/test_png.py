@@ -207,3 +207,9 @@ def test_the_numpy_raster_counts_equalises_and_spreads() -> None:
     assert (dynamic_spread(single)[..., 3] > 0).sum() > 9  # a lone point grows
     dense = np.full((9, 9, 4), 255, dtype=np.uint8)
     np.testing.assert_array_equal(dynamic_spread(dense), dense)  # a full image does not
+
+
+def test_a_categorical_column_with_only_missing_values_draws_every_point_as_missing(tmp_path: Path) -> None:
+    xy = np.random.default_rng(0).normal(size=(50, 2))
+    assert render_map(xy, tmp_path / "m.png", pd.Series([None] * 50, dtype=object)) == "categorical"
+    assert categorical_legend(pd.Series([None] * 50, dtype=object)) == [("missing", 50)]

@@ -254,7 +254,7 @@ def _categorical_codes(values: pd.Series, top_k: int) -> _Categories:
     tallies = [int(counts[i]) for i in kept]
     remap = np.full(len(uniques), len(kept), dtype=np.int64)  # not kept -> "other"
     remap[kept] = np.arange(len(kept))
-    point_codes = remap[codes]
+    point_codes = np.where(is_null, 0, remap[np.maximum(codes, 0)] if len(uniques) else 0)  # nulls: set below
     for extra, n_extra in ((OTHER_LABEL, n_other), (MISSING_LABEL, n_missing)):
         if n_extra > 0:
             labels.append(extra)
