@@ -100,7 +100,8 @@ def release_eras(films: pd.DataFrame, ratings: pd.DataFrame, *, min_count: int, 
     The edges are quantiles of the release year over the films that the map keeps
     (rated by at least ``min_count`` users), rounded to whole years, so each era holds
     about the same number of mapped films; edges that round to the same year merge
-    two eras (logged). Films without a year get no era.
+    two eras (logged). The ranges span the mapped films' years, so their names describe
+    the map; films without a year, or (not mapped) outside those years, get no era.
 
     Parameters
     ----------
@@ -128,7 +129,6 @@ def release_eras(films: pd.DataFrame, ratings: pd.DataFrame, *, min_count: int, 
     if known.empty:
         raise ValueError(f"no film rated by at least {min_count} users has a release year")
     edges = np.unique(np.quantile(known, np.linspace(0, 1, n_eras + 1)).round().astype(int))
-    edges[0], edges[-1] = min(edges[0], int(years.min())), max(edges[-1], int(years.max()))
     if len(edges) == 1:  # every film from one year: one era
         return years.map(lambda year: None if pd.isna(year) else f"{int(year)}-{int(year)}").astype(object)
     if len(edges) - 1 < n_eras:

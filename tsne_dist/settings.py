@@ -155,7 +155,8 @@ SETTINGS: tuple[Setting, ...] = (
                     "cuVS's, GPU brute force; an error if neither is installed). `auto`: exact on the GPU when CuPy "
                     "sees a device with room for the vectors, else exact on the CPU while N² (D + 20) < 2.5e10 "
                     "(about 5,000 items at 784 dims), else `hnsw` in the run's process, or `pynndescent` when the "
-                    "search is sharded on Dask (`--cluster` other than local, or `--knn-shards` above 1). The log, "
+                    "search is sharded on Dask (`--cluster` other than local, or `--knn-shards` above 1; `hnsw` asked for "
+                    "by name ignores both, with a warning). The log, "
                     "`info` and `metrics.json` (`resolved`) say what was picked and why"),
     Setting("metric", "text", "euclidean", "distance between vectors", choices=METRICS,
             details="`euclidean`, `cosine` (distance 1 - cosine similarity) or `inner_product` (neighbours are "

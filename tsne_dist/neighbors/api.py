@@ -100,7 +100,7 @@ def gpu_free_bytes() -> int | None:
 
 def nearest_neighbors(vectors: np.ndarray, k: int, *, backend: str = "auto", metric: str = "euclidean",
                       seed: int = 0, n_jobs: int = -1, cluster: str = "local", n_shards: int = 0,
-                      scratch: Any = None) -> KNNResult:
+                      scratch: Any = None, reason: str = "requested") -> KNNResult:
     """k nearest neighbours of every item (self excluded).
 
     Exact search runs in this process (on the GPU when CuPy sees one); HNSW runs
@@ -134,6 +134,9 @@ def nearest_neighbors(vectors: np.ndarray, k: int, *, backend: str = "auto", met
         Where sharded search puts the rows its workers read (see
         :func:`.sharded.sharded_knn`); a group of the run store lets workers without
         a shared disk take part.
+    reason : str
+        Why ``backend`` (when it is not ``auto``) was chosen, for the log and the
+        result: ``requested``, or the run plan's reason when the plan resolved it.
 
     Returns
     -------
@@ -154,7 +157,7 @@ def nearest_neighbors(vectors: np.ndarray, k: int, *, backend: str = "auto", met
         chosen, reason = choose_backend(backend, n_items, n_dims, gpu_free_bytes=gpu_free_bytes(),
                                         sharded=n_shards > 1 or cluster != "local")
     else:
-        chosen, reason = backend, "requested"
+        chosen = backend
     if chosen == "bruteforce":
         cupy = cupy_or_none()
         xp = np if cupy is None else cupy

@@ -42,7 +42,7 @@ def knn_stage(runner: StageRunner) -> None:
         vectors = runner.store.read("vectors", "vectors")  # read once for the search and the recall estimate
         result = nearest_neighbors(vectors, plan.k, backend=backend, metric=config.metric, seed=config.seed,
                                    n_jobs=config.n_jobs, cluster=plan.cluster, n_shards=config.knn_shards,
-                                   scratch=group)
+                                   scratch=group, reason=plan.choices["knn"].reason)
         runner.store.write(group, "indices", result.indices)
         runner.store.write(group, "distances", result.distances)
         extra = {"reason": result.reason, "ran": result.backend}
