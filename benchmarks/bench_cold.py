@@ -40,6 +40,8 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from bench_cpu import make_inputs  # noqa: E402  (the same inputs as the in-process benchmark)
 # As on a user's machine, Python keeps the bytecode it compiles (a sandbox may set
 # PYTHONDONTWRITEBYTECODE, which makes every process recompile every module it imports).
 CHILD_ENV = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
@@ -58,20 +60,6 @@ done = time.perf_counter()
 np.save(sys.argv[2], np.asarray(embedding))
 print("STAGES " + json.dumps({"prepare": prepared - start, "layout": done - prepared}))
 """
-
-
-def make_inputs(dataset: str, n_items: int, folder: str) -> str:
-    """The first ``n_items`` of ``dataset`` as float32 .npy (written once); its path."""
-    from tsne_dist.datasets import load_glove, synthetic_catalog
-
-    path = os.path.join(folder, f"{dataset}-{n_items}.npy")
-    if not os.path.exists(path):
-        if dataset == "glove":
-            vectors, _ = load_glove(n_items)
-        else:
-            vectors, _ = synthetic_catalog(n_items, 64, n_categories=30, n_subcategories=5, seed=0)
-        np.save(path, np.asarray(vectors, dtype=np.float32))
-    return path
 
 
 def timed_child(command: list[str]) -> tuple[float, float, str]:

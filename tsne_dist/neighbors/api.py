@@ -100,7 +100,7 @@ def gpu_free_bytes() -> int | None:
 
 def nearest_neighbors(vectors: np.ndarray, k: int, *, backend: str = "auto", metric: str = "euclidean",
                       seed: int = 0, n_jobs: int = -1, cluster: str = "local", n_shards: int = 0,
-                      scratch: Any = None, reason: str = "requested") -> KNNResult:
+                      scratch: Any = None, reason: str = "requested", n_copies: int | None = None) -> KNNResult:
     """k nearest neighbours of every item (self excluded).
 
     Exact search runs in this process (on the GPU when CuPy sees one); HNSW runs
@@ -137,6 +137,9 @@ def nearest_neighbors(vectors: np.ndarray, k: int, *, backend: str = "auto", met
     reason : str
         Why ``backend`` (when it is not ``auto``) was chosen, for the log and the
         result: ``requested``, or the run plan's reason when the plan resolved it.
+    n_copies : int, optional
+        Rows that are exact copies of another row (:func:`tsne_dist.metrics.duplicate_rows`),
+        when the caller has counted them; counted here for ``hnsw`` otherwise.
 
     Returns
     -------
@@ -171,7 +174,7 @@ def nearest_neighbors(vectors: np.ndarray, k: int, *, backend: str = "auto", met
         indices, distances = _sharded_on_dask(vectors, k, metric, seed, cluster, n_shards, scratch)
     elif chosen == "pynndescent":
         indices, distances = nndescent_knn(vectors, k, metric, seed, _threads(n_jobs))
-    elif chosen == "hnsw" and _many_copies(vectors):
+    elif chosen == "hnsw" and _many_copies(vectors, n_copies):
         logger.warning("kNN: more than %d %% of the rows are exact copies of others, where an HNSW graph loses "
                        "neighbours; searching with pynndescent instead", round(100 * HNSW_MAX_COPIES))
         indices, distances = nndescent_knn(vectors, k, metric, seed, _threads(n_jobs))
@@ -189,11 +192,13 @@ def nearest_neighbors(vectors: np.ndarray, k: int, *, backend: str = "auto", met
     return KNNResult(indices=indices, distances=distances, backend=chosen, reason=reason)
 
 
-def _many_copies(vectors: np.ndarray) -> bool:
+def _many_copies(vectors: np.ndarray, n_copies: int | None) -> bool:
     """More than ``HNSW_MAX_COPIES`` of the rows are exact copies of another row."""
-    from ..metrics import duplicate_rows  # metrics imports this package: only here
+    if n_copies is None:
+        from ..metrics import duplicate_rows  # metrics imports this package: only here
 
-    return duplicate_rows(vectors) > HNSW_MAX_COPIES * len(vectors)
+        n_copies = duplicate_rows(vectors)
+    return n_copies > HNSW_MAX_COPIES * len(vectors)
 
 
 def _threads(n_jobs: int) -> int:

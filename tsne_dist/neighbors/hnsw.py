@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .metric import prepare_metric, to_metric_distance
-from .nndescent import fill_missing
+from .nndescent import drop_self, fill_missing
 
 HNSW_LINKS = 32  # M: graph links per node and layer
 HNSW_BUILD_EFFORT = 100  # efConstruction: candidate list while inserting
@@ -72,17 +72,8 @@ def hnsw_knn(data: np.ndarray, k: int, metric: str, n_jobs: int) -> tuple[np.nda
             squared, found = index.search(queries[start:stop], k + 1)
             found_distances = np.sqrt(np.maximum(squared, 0.0))
             found_distances[found < 0] = np.inf
-            indices[start:stop], distances[start:stop] = _without_self(found, found_distances, start, k)
+            indices[start:stop], distances[start:stop] = drop_self(found, found_distances, k, first_row=start)
     finally:
         faiss.omp_set_num_threads(threads)
     return fill_missing(data, indices, to_metric_distance(distances, metric), metric)
 
-
-def _without_self(found: np.ndarray, distances: np.ndarray, first_row: int,
-                  k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each query row's k + 1 answers without the row itself (or without the last answer when
-    the row is absent, e.g. among exact copies); rows are numbered from ``first_row``."""
-    is_self = found == np.arange(first_row, first_row + len(found))[:, None]
-    is_self[~is_self.any(axis=1), -1] = True
-    keep = ~is_self
-    return found[keep].reshape(len(found), k).astype(np.int32), distances[keep].reshape(len(found), k).astype(np.float32)

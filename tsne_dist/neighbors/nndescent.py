@@ -83,10 +83,12 @@ def fill_missing(data: np.ndarray, indices: np.ndarray, distances: np.ndarray,
     return indices, distances
 
 
-def drop_self(indices: np.ndarray, distances: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Remove each row's own index from its k+1 neighbours (or the last one if absent)."""
+def drop_self(indices: np.ndarray, distances: np.ndarray, k: int,
+              first_row: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Remove each row's own index from its k+1 neighbours (or the last one if absent, e.g.
+    among exact copies); rows are numbered from ``first_row`` (a block of query rows)."""
     n_items = indices.shape[0]
-    is_self = indices == np.arange(n_items)[:, None]
+    is_self = indices == np.arange(first_row, first_row + n_items)[:, None]
     has_self = is_self.any(axis=1)
     is_self[~has_self, -1] = True
     keep = ~is_self

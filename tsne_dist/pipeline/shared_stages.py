@@ -40,12 +40,13 @@ def knn_stage(runner: StageRunner) -> None:
 
     def compute(group):
         vectors = runner.store.read("vectors", "vectors")  # read once for the search and the recall estimate
+        copies = duplicate_rows(vectors)  # counted once: the search's choice and the metrics stage use it
         result = nearest_neighbors(vectors, plan.k, backend=backend, metric=config.metric, seed=config.seed,
                                    n_jobs=config.n_jobs, cluster=plan.cluster, n_shards=config.knn_shards,
-                                   scratch=group, reason=plan.choices["knn"].reason)
+                                   scratch=group, reason=plan.choices["knn"].reason, n_copies=copies)
         runner.store.write(group, "indices", result.indices)
         runner.store.write(group, "distances", result.distances)
-        extra = {"reason": result.reason, "ran": result.backend}
+        extra = {"reason": result.reason, "ran": result.backend, "duplicate_rows": copies}
         if backend != "bruteforce":
             recall = graph_recall(vectors, result.indices, metric=config.metric, seed=config.seed)
             extra["graph_recall"] = round(recall, 5)
@@ -168,7 +169,9 @@ def _against_vectors(runner: StageRunner, layout, labels) -> tuple[dict[str, Any
     quality = neighbour_quality(vectors, layout, k=METRICS_K, sample=config.metrics_sample, seed=config.seed,
                                 metric=config.metric)
     collapse, warnings = collapse_check(vectors, sample=config.metrics_sample, seed=config.seed)
-    copies = duplicate_rows(vectors)
+    copies = (runner.store.marker("knn") or {}).get("duplicate_rows")
+    if copies is None:  # a kNN stage stored before the count moved there
+        copies = duplicate_rows(vectors)
     if copies >= DUPLICATE_WARNING_SHARE * len(vectors):
         warnings.append(f"{copies:,} of {len(vectors):,} rows ({copies / len(vectors):.0%}) are exact copies of "
                         "another row: copies are each other's nearest neighbours (ties), and the map stacks them")
