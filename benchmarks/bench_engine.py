@@ -1,6 +1,10 @@
 """t-SNE engines on the same P and initialisation: seconds per 50 iterations, total, KL, recall.
 
     python benchmarks/bench_engine.py --sizes 10000 100000 1000000 --engines numpy opentsne [cupy]
+    python benchmarks/bench_engine.py --sizes 5000 10000 20000 --engines numpy:barnes-hut numpy:fft opentsne
+
+An engine is ``auto``, ``numpy``, ``cupy`` or ``opentsne``, optionally with our engines'
+repulsion after a colon (``numpy:barnes-hut``, ``numpy:fft``; default ``auto``).
 
 For each size, a synthetic catalog (64-d, 30 categories x 5 subcategories) or the
 first N GloVe words (--dataset glove) gets its
@@ -49,13 +53,15 @@ def prepared(dataset: str, n_items: int, folder: str) -> tuple[np.ndarray, sp.cs
     return vectors, P, init
 
 
-def run_engine(engine: str, P: sp.csr_matrix, init: np.ndarray, n_iter: int) -> tuple[np.ndarray, float, list]:
-    """Run ``n_iter`` iterations of openTSNE's schedule; return layout, KL, [(iteration, kl, seconds)]."""
+def run_engine(spec: str, P: sp.csr_matrix, init: np.ndarray, n_iter: int) -> tuple[np.ndarray, float, list]:
+    """Run ``n_iter`` iterations of openTSNE's schedule with ``engine[:repulsion]``; return
+    layout, KL, [(iteration, kl, seconds)]."""
     from tsne_dist.tsne import Schedule, choose_engine, optimize_layout
 
-    engine, _ = choose_engine(engine, P.shape[0])
+    requested, _, repulsion = spec.partition(":")
+    engine, _ = choose_engine(requested, P.shape[0])
     schedule = Schedule(n_iter=n_iter, early_exaggeration_iter=min(250, n_iter // 3))
-    result = optimize_layout(P, init, schedule, engine=engine)
+    result = optimize_layout(P, init, schedule, engine=engine, repulsion=repulsion or "auto")
     return result.layout, result.kl_divergence, result.kl_history
 
 

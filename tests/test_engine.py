@@ -12,7 +12,7 @@ from tsne_dist.affinity import joint_probabilities
 from tsne_dist.datasets import load_digits, synthetic_catalog
 from tsne_dist.metrics import neighbour_quality
 from tsne_dist.neighbors import nearest_neighbors
-from tsne_dist.tsne import choose_engine, pca_init
+from tsne_dist.tsne import choose_engine, pca_init, resolve_repulsion
 from tsne_dist.tsne.gradient import (attraction, attraction_numba, choose_boxes, edge_list, exact_repulsion,
                                      repulsion)
 from tsne_dist.tsne.optimizer import Embedding
@@ -101,7 +101,8 @@ def test_numpy_engine_matches_opentsne_on_the_same_p_and_init():
     knn = nearest_neighbors(vectors, 90, backend="bruteforce")
     P = joint_probabilities(knn.indices, knn.distances, 30.0)
     init = pca_init(vectors, 0)
-    ours = Embedding(init, P).optimize(250, exaggeration=12, momentum=0.5).optimize(MAIN_ITERATIONS, momentum=0.8)
+    ours = Embedding(init, P, repulsion="fft")  # the FFT grid against openTSNE's (Barnes-Hut: test_barnes_hut.py)
+    ours.optimize(250, exaggeration=12, momentum=0.5).optimize(MAIN_ITERATIONS, momentum=0.8)
     theirs_layout, theirs_kl = _opentsne_on(P, init)
     ours_quality = neighbour_quality(vectors, ours.layout)
     theirs_quality = neighbour_quality(vectors, theirs_layout)
@@ -112,8 +113,15 @@ def test_numpy_engine_matches_opentsne_on_the_same_p_and_init():
 
 
 def test_engine_choice_and_the_cli_flag(tmp_path, catalog_files):
-    assert choose_engine("auto", 5_000)[0] == "opentsne"
-    assert choose_engine("auto", 10_000)[0] == "numpy"
+    assert choose_engine("auto", 5_000) == ("numpy", "no usable GPU: our CPU engine")
+    assert resolve_repulsion("auto", "numpy", 124_999)[0] == "barnes-hut"
+    assert resolve_repulsion("auto", "numpy", 125_000)[0] == "fft"
+    assert resolve_repulsion("auto", "opentsne", 10_000)[0] == "fft"  # openTSNE's own rule
+    assert resolve_repulsion("auto", "opentsne", 9_999)[0] == "barnes-hut"
+    assert resolve_repulsion("auto", "cupy", 500) == ("fft", "the GPU engine computes repulsion on the FFT grid")
+    assert resolve_repulsion("fft", "numpy", 500) == ("fft", "requested")
+    with pytest.raises(tsne_dist.ConfigError, match="repulsion barnes-hut runs on the CPU"):
+        resolve_repulsion("barnes-hut", "cupy", 500)
     assert choose_engine("numpy") == ("numpy", "requested")
     with pytest.raises(tsne_dist.ConfigError, match="CuPy"):
         choose_engine("cupy")

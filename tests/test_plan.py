@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-import tsne_dist.tsne.engine
+import tsne_dist.tsne.optimizer
 from tsne_dist.errors import StoreError
 from tsne_dist.pipeline import make_plan, open_run
 from tsne_dist.pipeline.info import describe
@@ -15,37 +15,43 @@ from tsne_dist.store import RunStore
 from conftest import FAST, read_metrics, run_cli
 
 
-def test_an_auto_engine_that_resolves_differently_recomputes_the_layout(tmp_path, capsys, catalog_files,
+def test_an_auto_choice_that_resolves_differently_recomputes_the_layout(tmp_path, capsys, catalog_files,
                                                                         monkeypatch):
     out = str(tmp_path / "o")
     args = ["run", "--vectors", catalog_files["vectors"], "--out", out, "--engine", "auto", *FAST]
     assert run_cli(capsys, *args)[0] == 0
     store = RunStore.open(out)
-    assert store.marker("layout")["params"]["engine"] == "opentsne"  # 600 items: below the numpy engine's size
+    params = store.marker("layout")["params"]
+    assert params["engine"] == "numpy" and params["repulsion"] == "barnes-hut"  # 600 items: below the FFT grid's size
     assert store.marker("knn")["params"]["backend"] == "bruteforce"
     resolved = store.run_attrs()["resolved"]
-    assert resolved["engine"]["requested"] == "auto" and resolved["engine"]["value"] == "opentsne"
-    assert "below 10,000 items" in resolved["engine"]["reason"]
+    assert resolved["engine"]["requested"] == "auto" and resolved["engine"]["value"] == "numpy"
+    assert resolved["repulsion"] == {"requested": "auto", "value": "barnes-hut",
+                                     "reason": "Barnes-Hut below 125,000 items (the faster on a CPU)"}
     assert resolved["knn"]["value"] == "bruteforce" and resolved["k"] == 30
     assert resolved["learning_rate"]["value"] == [50.0, 600.0]  # max(N / exaggeration, 50) per phase
     assert store.run_attrs()["config"]["engine"] == "auto"  # the request is kept as asked
-    assert read_metrics(out)["engine"] == "opentsne"
+    assert read_metrics(out)["engine"] == "numpy" and read_metrics(out)["repulsion"] == "barnes-hut"
 
-    monkeypatch.setattr(tsne_dist.tsne.engine, "NUMPY_ENGINE_MIN_ITEMS", 100)
+    monkeypatch.setattr(tsne_dist.tsne.optimizer, "BARNES_HUT_MAX_ITEMS", 100)
     code, _, err = run_cli(capsys, *args)
     assert code == 0, err
     metrics = read_metrics(out)
     assert metrics["stages_run"] == ["layout", "metrics"]
     assert metrics["stages_skipped"] == ["vectors", "knn", "affinities"]
-    assert metrics["engine"] == "numpy"
-    assert RunStore.open(out).marker("layout")["params"]["engine"] == "numpy"
+    assert metrics["engine"] == "numpy" and metrics["repulsion"] == "fft"
+    assert RunStore.open(out).marker("layout")["params"]["repulsion"] == "fft"
 
     code, text, _ = run_cli(capsys, "info", out)
-    assert "engine          auto -> numpy  (no usable GPU; our FFT engine is the faster CPU engine" in text
+    assert "repulsion       auto -> fft  (the FFT grid from 100 items (the faster on a CPU))" in text
     assert "knn             auto -> bruteforce" in text
     code, text, _ = run_cli(capsys, "info", out, "--json")
     info = json.loads(text)
-    assert info["resolved"]["engine"]["value"] == "numpy" and info["config"]["engine"] == "auto"
+    assert info["resolved"]["repulsion"]["value"] == "fft" and info["config"]["repulsion"] == "auto"
+
+    assert run_cli(capsys, *args, "--repulsion", "barnes-hut")[0] == 0  # asked for by name: recomputed
+    assert read_metrics(out)["repulsion"] == "barnes-hut"
+    assert read_metrics(out)["stages_run"] == ["layout", "metrics"]
 
 
 def test_the_plan_resolves_the_interactions_path_without_vectors(tmp_path):
@@ -57,7 +63,7 @@ def test_the_plan_resolves_the_interactions_path_without_vectors(tmp_path):
     assert resolved.choice("initialization") == "random"  # no vectors for PCA
     assert resolved.choices["initialization"].requested == "pca"
     assert resolved.choice("knn") == "cooccurrence-cosine"
-    assert resolved.choice("engine") == "opentsne"
+    assert resolved.choice("engine") == "numpy"
     assert plan.choices == {}  # the plan is immutable: for_items returns a new one
     with_vectors = make_plan({"interactions": str(tmp_path), "out": str(tmp_path / "o"), "embed_dim": 8})
     assert with_vectors.for_items(400, 8).choice("initialization") == "pca"

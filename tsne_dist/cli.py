@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+import textwrap
 import threading
 import traceback
 from collections.abc import Sequence
@@ -19,6 +20,25 @@ from .version import __version__
 
 logger = logging.getLogger("tsne_dist")
 
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's help, wrapped without breaking words at hyphens (``barnes-hut``, ``tsne-dist``)."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+
+def _subparser_class() -> type[argparse.ArgumentParser]:
+    """Sub-command parsers with the same help formatter."""
+
+    class Parser(argparse.ArgumentParser):
+        def __init__(self, *args, **kwargs) -> None:
+            kwargs.setdefault("formatter_class", _HelpFormatter)
+            super().__init__(*args, **kwargs)
+
+    return Parser
+
+
 def _add_logging_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true",
                         help="no logs or progress bars, only warnings, errors and the result's one line")
@@ -27,9 +47,10 @@ def _add_logging_flags(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``tsne-dist``."""
-    parser = argparse.ArgumentParser(prog="tsne-dist", description="Trustworthy t-SNE maps of large item catalogs.")
+    parser = argparse.ArgumentParser(prog="tsne-dist", description="Trustworthy t-SNE maps of large item catalogs.",
+                                     formatter_class=_HelpFormatter)
     parser.add_argument("--version", action="version", version=f"tsne-dist {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_subparser_class())
 
     run = commands.add_parser("run", help="make a map from a config file and/or flags")
     run.add_argument("config", nargs="?", help="YAML or TOML config file (flags override it)")

@@ -11,7 +11,7 @@ from .io.vectors import check_vectors
 from .neighbors import choose_backend, gpu_free_bytes, nearest_neighbors
 from .progress import verbose_logging
 from .settings import BY_NAME, canonical_name, check_schedule, coerce, neighbours_for
-from .tsne import Schedule, choose_engine, initial_layout, optimize_layout
+from .tsne import Schedule, choose_engine, initial_layout, optimize_layout, resolve_repulsion
 
 logger = logging.getLogger("tsne_dist")
 
@@ -37,6 +37,9 @@ class TSNE:
         ``pca`` or ``random``.
     engine : str
         ``auto``, ``numpy``, ``cupy`` or ``opentsne``.
+    repulsion : str
+        ``auto``, ``barnes-hut`` (CPU engines) or ``fft``; see
+        :func:`~tsne_dist.tsne.resolve_repulsion`.
     random_state : int, optional
         Seed; None means 0 (results are always reproducible).
     n_jobs : int
@@ -56,13 +59,15 @@ class TSNE:
         The kNN backend that ran.
     engine_ : str
         The t-SNE engine that ran.
+    repulsion_ : str
+        The repulsion that ran (``barnes-hut`` or ``fft``).
     """
 
     def __init__(self, perplexity: float = 30.0, n_neighbors: int | None = None, knn: str = "auto",
                  metric: str = "euclidean", n_iter: int = 750, early_exaggeration_iter: int = 250,
                  early_exaggeration: float = 12.0, exaggeration: float = 1.0, dof: float = 1.0,
                  learning_rate: float | str = "auto",
-                 initialization: str = "pca", engine: str = "auto", random_state: int | None = None,
+                 initialization: str = "pca", engine: str = "auto", repulsion: str = "auto", random_state: int | None = None,
                  n_jobs: int = -1, verbose: bool = False) -> None:
         self.perplexity = perplexity
         self.n_neighbors = n_neighbors
@@ -76,6 +81,7 @@ class TSNE:
         self.learning_rate = learning_rate
         self.initialization = initialization
         self.engine = engine
+        self.repulsion = repulsion
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.verbose = verbose
@@ -122,16 +128,18 @@ class TSNE:
                            int(round(3 * params["perplexity"])))
         backend, _ = choose_backend(params["knn"], n_items, n_dims, gpu_free_bytes=gpu_free_bytes())
         engine, engine_reason = choose_engine(params["engine"], n_items)
-        logger.info("t-SNE engine: %s (%s)", engine, engine_reason)
+        repulsion, repulsion_reason = resolve_repulsion(params["repulsion"], engine, n_items)
+        logger.info("t-SNE engine: %s (%s); repulsion: %s (%s)", engine, engine_reason, repulsion, repulsion_reason)
         knn = nearest_neighbors(vectors, k, backend=backend, metric=params["metric"], seed=params["seed"],
                                 n_jobs=params["n_jobs"])
         self.knn_backend_ = knn.backend
         self.engine_ = engine
+        self.repulsion_ = repulsion
         self.affinities_ = joint_probabilities(knn.indices, knn.distances, params["perplexity"])
         init = initial_layout(params["initialization"], n_items, params["seed"], vectors)
         schedule = Schedule(**{name: params[name] for name in Schedule.names()})
         result = optimize_layout(self.affinities_, init, schedule, engine=engine, seed=params["seed"],
-                                 n_jobs=params["n_jobs"])
+                                 n_jobs=params["n_jobs"], repulsion=repulsion)
         self.embedding_ = result.layout
         self.kl_divergence_ = result.kl_divergence
         return self
@@ -144,7 +152,7 @@ class TSNE:
         """Constructor parameters (scikit-learn convention)."""
         return {name: getattr(self, name) for name in (
             "perplexity", "n_neighbors", "knn", "metric", "n_iter", "early_exaggeration_iter",
-            "early_exaggeration", "exaggeration", "dof", "learning_rate", "initialization", "engine",
+            "early_exaggeration", "exaggeration", "dof", "learning_rate", "initialization", "engine", "repulsion",
             "random_state", "n_jobs", "verbose")}
 
     def set_params(self, **params: object) -> "TSNE":

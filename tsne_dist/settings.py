@@ -28,6 +28,7 @@ from .errors import ConfigError
 from .neighbors.api import KNN_BACKENDS
 from .neighbors.metric import METRICS
 from .tsne.engine import ENGINES
+from .tsne.optimizer import BARNES_HUT_MAX_ITEMS, REPULSION_METHODS
 from .tsne.initialization import INITIALIZATIONS
 
 SIZE_PATTERN = r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$"  # bytes: 8GB, 6GiB, 512MB, 1000000
@@ -165,11 +166,15 @@ SETTINGS: tuple[Setting, ...] = (
                     "is sqrt(|q|² + M² - 2 q·x), so each row's affinities are a softmax of its dot products; "
                     "an item is excluded from its own neighbours even where a longer vector outscores it)"),
     Setting("engine", "text", "auto", "t-SNE engine", choices=ENGINES,
-            details="`numpy`: our FIt-SNE engine on the CPU; `cupy`: the same code on a CUDA GPU "
+            details="`numpy`: our engine on the CPU; `cupy`: the same code on a CUDA GPU "
                     "(`pip install \"tsne-dist[gpu]\"`); `opentsne`: openTSNE's optimiser fed with our "
-                    "affinities (Barnes-Hut below 10k points, FFT above). `auto` is `cupy` when CuPy sees a GPU, "
-                    "else `numpy` from 10,000 items and `opentsne` below (the faster CPU engine for each size "
-                    "in our measurements); the engine that ran is recorded"),
+                    "affinities. `auto` is `cupy` when CuPy sees a GPU, else `numpy`; the engine that ran is recorded"),
+    Setting("repulsion", "text", "auto", "how the repulsive forces are computed", choices=REPULSION_METHODS,
+            details="`barnes-hut`: a quadtree (van der Maaten 2014; CPU engines only); `fft`: the FIt-SNE "
+                    "interpolation grid (Linderman et al. 2019). `auto` is `barnes-hut` on the CPU below "
+                    f"{BARNES_HUT_MAX_ITEMS:,} items (10,000 with `opentsne`, openTSNE's rule) and `fft` from there "
+                    "and on the GPU: the faster of the two on 2 cores, at equal or lower KL (benchmarks/README.md); "
+                    "`metrics.json` records the one that ran"),
     Setting("dof", "float", 1.0, "degrees of freedom of the t kernel; < 1 for heavier tails", positive=True),
     Setting("n_iter", "int", 750, "total iterations, early exaggeration included", minimum=0),
     Setting("early_exaggeration_iter", "int", 250, "iterations with early exaggeration (momentum 0.5)",

@@ -5,7 +5,7 @@ numba compiles a function the first time a process calls it; with the cache
 machine, a container image or a CI run can pay that compile once, up front, by
 running each part on tiny inputs: ``pynndescent`` (the approximate kNN, single
 index and shard queries) and ``kernels`` (ours: perplexity calibration, the FFT
-engine, metrics, local-join refinement, co-occurrence pairs and top-k). The two
+engine (Barnes-Hut and FFT repulsion), metrics, local-join refinement, co-occurrence pairs and top-k). The two
 parts are independent and can run in two processes at once.
 """
 
@@ -68,8 +68,11 @@ def _warm_kernels(data: np.ndarray) -> None:
     from .metrics import neighbour_quality
     from .neighbors.refine import local_join, merge_answers
 
+    from .tsne.gradient import repulsion
+
     layout = TSNE(perplexity=5, knn="bruteforce", engine="numpy", n_iter=60, early_exaggeration_iter=20,
-                  random_state=0).fit_transform(data)
+                  random_state=0).fit_transform(data)  # 400 items: Barnes-Hut repulsion
+    repulsion(layout.astype(np.float64), use_numba=True)  # the FFT grid's kernels
     neighbour_quality(data, layout, k=10, sample=100)
     knn = np.argsort(((data[:, None] - data[None]) ** 2).sum(-1), axis=1)[:, 1:11].astype(np.int32)
     refined = local_join(data, data, knn, 10)

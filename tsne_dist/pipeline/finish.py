@@ -147,6 +147,7 @@ def metrics_document(runner: StageRunner, n_items: int) -> dict[str, Any]:
                                          "label_agreement_shuffled@10") if key in figures},
         "kl_divergence": layout_attrs.get("kl_divergence"),
         "engine": layout_attrs.get("engine"),
+        "repulsion": layout_attrs.get("repulsion"),
         "knn_backend": markers["knn"].get("ran") or markers["knn"].get("params", {}).get("backend"),
         "knn_graph_recall": markers["knn"].get("graph_recall", 1.0),
         "perplexity": plan.choice("perplexity"),

@@ -24,13 +24,13 @@ from ..io.sources import is_in_memory, require_exists
 from ..neighbors import choose_backend, gpu_free_bytes
 from ..neighbors.gpu import rapids_search
 from ..storage import Location, normalise_location, storage_options_applied
-from ..tsne import Schedule, choose_engine
+from ..tsne import Schedule, choose_engine, resolve_repulsion
 from ..tsne.engine import WARM_START_RATE_DIVISOR
 from .inputs import check_vector_columns_named
 from .previous import PreviousMap, check_same_kind, read_previous
 
 VECTORS, INTERACTIONS = "vectors", "interactions"
-RESOLVED_ORDER = ("engine", "knn", "initialization", "warm_start", "learning_rate", "perplexity")
+RESOLVED_ORDER = ("engine", "repulsion", "knn", "initialization", "warm_start", "learning_rate", "perplexity")
 
 
 @dataclass(frozen=True)
@@ -114,6 +114,7 @@ class Plan:
         """
         config = self.config
         engine, engine_reason = choose_engine(config.engine, n_items)
+        repulsion = Choice(config.repulsion, *resolve_repulsion(config.repulsion, engine, n_items))
         if n_dims is None:
             knn = Choice(config.knn, f"cooccurrence-{config.similarity}",
                          f"similarity top-k on the co-occurrence matrix ({config.similarity})")
@@ -140,7 +141,7 @@ class Plan:
         learning_rate = Choice(config.learning_rate, rates,
                                "requested" if config.learning_rate != "auto" else "warm start: max(N / "
                                f"{WARM_START_RATE_DIVISOR}, 50)" if warm else "max(N / exaggeration, 50) per phase")
-        choices = {"engine": Choice(config.engine, engine, engine_reason), "knn": knn,
+        choices = {"engine": Choice(config.engine, engine, engine_reason), "repulsion": repulsion, "knn": knn,
                    "initialization": initialization, **warm, "learning_rate": learning_rate,
                    "perplexity": self._perplexity()}
         return replace(self, n_items=n_items, n_dims=n_dims, choices=choices, schedule=schedule)
@@ -233,7 +234,8 @@ def make_plan(config: Config | dict[str, Any] | str) -> Plan:
     with storage_options_applied(config.storage_options, [config.out, *_source_urls(config)]):
         _require_inputs(config, path)
     check_vector_columns_named(config)
-    choose_engine(config.engine)  # e.g. engine cupy without a GPU fails before any work
+    resolve_repulsion(config.repulsion, choose_engine(config.engine)[0], 0)  # e.g. engine cupy without a GPU,
+    # or barnes-hut on the GPU engine, fails before any work
     check_cluster_request(config.cluster, config.kubernetes)  # e.g. kubernetes without its extra
     if config.knn == "cuml" and (path == VECTORS or config.embed_dim is not None):
         rapids_search()  # knn cuml without cuML or cuVS fails before any work

@@ -78,7 +78,8 @@ def layout_stage(runner: StageRunner) -> None:
     config, plan = runner.config, runner.plan
     engine, initialization = plan.choice("engine"), plan.choice("initialization")
     schedule = plan.schedule
-    params = {"engine": engine, **{name: getattr(schedule, name) for name in schedule.names()},
+    params = {"engine": engine, "repulsion": plan.choice("repulsion"),
+              **{name: getattr(schedule, name) for name in schedule.names()},
               "learning_rate": plan.choice("learning_rate"), "initialization": initialization,
               "seed": config.seed, "pca": "covariance eigenvectors"}  # the PCA code is part of what a layout is
     if plan.previous is not None:
@@ -87,10 +88,12 @@ def layout_stage(runner: StageRunner) -> None:
     def compute(group):
         P = runner.store.read_csr("affinities")
         init = _starting_layout(runner, P, initialization)
-        logger.info("t-SNE engine: %s (%s)", engine, plan.choices["engine"].reason)
-        result = optimize_layout(P, init, schedule, engine=engine, seed=config.seed, n_jobs=config.n_jobs)
+        logger.info("t-SNE engine: %s (%s); repulsion: %s (%s)", engine, plan.choices["engine"].reason,
+                    plan.choice("repulsion"), plan.choices["repulsion"].reason)
+        result = optimize_layout(P, init, schedule, engine=engine, seed=config.seed, n_jobs=config.n_jobs,
+                                 repulsion=plan.choice("repulsion"))
         runner.store.write(group, "layout", result.layout)
-        group.attrs.update({"engine": result.engine, "iterations": schedule.n_iter,
+        group.attrs.update({"engine": result.engine, "repulsion": result.repulsion, "iterations": schedule.n_iter,
                             "kl_divergence": result.kl_divergence, "kl_history": result.kl_history})
         logger.info("layout: KL divergence %.4f after %d iterations", result.kl_divergence, schedule.n_iter)
         return {"engine": result.engine, "reason": plan.choices["engine"].reason}

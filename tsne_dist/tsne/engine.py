@@ -1,7 +1,8 @@
 """t-SNE engines behind one call, all with openTSNE's optimiser schedule.
 
-- ``numpy`` / ``cupy``: our FIt-SNE engine (:mod:`tsne_dist.tsne.optimizer`), one
-  implementation on the array module.
+- ``numpy`` / ``cupy``: our engine (:mod:`tsne_dist.tsne.optimizer`), one
+  implementation on the array module; its repulsion is a Barnes-Hut tree on the CPU
+  below ``BARNES_HUT_MAX_ITEMS`` items, else the FIt-SNE grid.
 - ``opentsne``: openTSNE's optimiser fed with our affinities and initialisation.
 """
 
@@ -18,17 +19,18 @@ import scipy.sparse as sp
 from ..errors import ConfigError
 from ..progress import Progress
 from ..xp import cupy_or_none
-from .optimizer import Embedding, learning_rate_for
+from . import optimizer
+from .optimizer import REPULSION_METHODS, Embedding, choose_repulsion, learning_rate_for
 
 logger = logging.getLogger("tsne_dist")
 
 CALLBACK_EVERY = 50
 ENGINES = ("auto", "numpy", "cupy", "opentsne")
-NUMPY_ENGINE_MIN_ITEMS = 10_000
 # Warm start (init_from) on a 20k-item catalog, day 2 = day 1 -5 % +5 % with 20 % moved: N/64 for
 # 100 iterations moved shared items 0.71 median map-neighbour distances at fresh-run recall;
 # N/16 moved them 1.0 and the full N 1.4 (benchmarks/README.md, "bench_stable.py").
 WARM_START_RATE_DIVISOR = 64
+OPENTSNE_BARNES_HUT_MAX_ITEMS = 10_000  # openTSNE's negative_gradient_method="auto"
 
 
 @dataclass
@@ -45,28 +47,31 @@ class OptimizeResult:
         Every ``CALLBACK_EVERY`` iterations.
     engine : str
         Engine that ran.
+    repulsion : str
+        How the repulsive forces were computed: ``barnes-hut`` or ``fft``.
     """
 
     layout: np.ndarray
     kl_divergence: float
     engine: str
+    repulsion: str
     kl_history: list[tuple[int, float, float]] = field(default_factory=list)
 
 
 def choose_engine(requested: str, n_items: int | None = None) -> tuple[str, str]:
     """The engine that runs for ``requested`` and why.
 
-    ``auto`` is ``cupy`` when CuPy sees a usable CUDA device. On a CPU it is our
-    ``numpy`` engine from ``NUMPY_ENGINE_MIN_ITEMS`` items on (measured 3-13 %
-    faster than openTSNE at equal KL on 2 cores, benchmarks/README.md), and
-    ``opentsne`` below, where its Barnes-Hut gradient is faster than an FFT grid.
+    ``auto`` is ``cupy`` when CuPy sees a usable CUDA device, else our ``numpy``
+    engine (on 2 cores faster than openTSNE's optimiser at every size we measured,
+    at equal KL: benchmarks/README.md, "bench_engine.py").
 
     Parameters
     ----------
     requested : str
         One of :data:`ENGINES`.
     n_items : int, optional
-        Items to lay out (``auto`` on a CPU needs it; without it, ``numpy``).
+        Items to lay out (unused: the repulsion, not the engine, depends on it;
+        see :func:`resolve_repulsion`).
 
     Returns
     -------
@@ -83,9 +88,7 @@ def choose_engine(requested: str, n_items: int | None = None) -> tuple[str, str]
     if requested == "auto":
         if cupy_or_none() is not None:
             return "cupy", "CuPy sees a CUDA device"
-        if n_items is None or n_items >= NUMPY_ENGINE_MIN_ITEMS:
-            return "numpy", f"no usable GPU; our FFT engine is the faster CPU engine from {NUMPY_ENGINE_MIN_ITEMS:,} items"
-        return "opentsne", f"no usable GPU; openTSNE's Barnes-Hut is the faster CPU engine below {NUMPY_ENGINE_MIN_ITEMS:,} items"
+        return "numpy", "no usable GPU: our CPU engine"
     if requested == "cupy" and cupy_or_none() is None:
         raise ConfigError("engine cupy needs CuPy and a CUDA device, and none is usable here",
                           'pip install "tsne-dist[gpu]" on a GPU machine, or set `engine` to numpy')
@@ -93,6 +96,55 @@ def choose_engine(requested: str, n_items: int | None = None) -> tuple[str, str]
         return requested, "requested"
     raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {requested!r}",
                       f"set `engine` to one of {', '.join(ENGINES)}")
+
+
+def resolve_repulsion(requested: str, engine: str, n_items: int) -> tuple[str, str]:
+    """The repulsion a resolved ``engine`` runs for ``n_items`` items, and why.
+
+    ``auto`` is ``barnes-hut`` on the CPU below ``BARNES_HUT_MAX_ITEMS`` items
+    (:func:`tsne_dist.tsne.optimizer.choose_repulsion`; openTSNE's own rule, 10,000, for
+    ``opentsne``) and ``fft`` otherwise and on the GPU.
+
+    Parameters
+    ----------
+    requested : str
+        ``auto``, ``barnes-hut`` or ``fft``.
+    engine : str
+        The resolved engine (:func:`choose_engine`).
+    n_items : int
+        Items to lay out.
+
+    Returns
+    -------
+    repulsion : str
+        ``barnes-hut`` or ``fft``.
+    reason : str
+        Why, in words.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown method, or ``barnes-hut`` with the ``cupy`` engine.
+    """
+    if requested not in REPULSION_METHODS:
+        raise ConfigError(f"repulsion must be one of {', '.join(REPULSION_METHODS)}, got {requested!r}",
+                          f"set `repulsion` to one of {', '.join(REPULSION_METHODS)}")
+    if requested == "barnes-hut" and engine == "cupy":
+        raise ConfigError("repulsion barnes-hut runs on the CPU, and the engine is cupy",
+                          "set `repulsion` to fft or auto, or `engine` to numpy")
+    if requested != "auto":
+        return requested, "requested"
+    if engine == "cupy":
+        return "fft", "the GPU engine computes repulsion on the FFT grid"
+    if engine == "opentsne":
+        limit, whose = OPENTSNE_BARNES_HUT_MAX_ITEMS, "openTSNE's rule"
+    else:
+        limit, whose = optimizer.BARNES_HUT_MAX_ITEMS, "the faster on a CPU"
+    method = choose_repulsion("auto", n_items) if engine == "numpy" else (
+        "barnes-hut" if n_items < limit else "fft")
+    if method == "barnes-hut":
+        return method, f"Barnes-Hut below {limit:,} items ({whose})"
+    return method, f"the FFT grid from {limit:,} items ({whose})"
 
 
 @dataclass(frozen=True)
@@ -161,7 +213,7 @@ class Phase:
 
 
 def optimize_layout(P: sp.csr_matrix, init: np.ndarray, schedule: Schedule, *, engine: str, seed: int = 0,
-                    n_jobs: int = -1) -> OptimizeResult:
+                    n_jobs: int = -1, repulsion: str = "auto") -> OptimizeResult:
     """Optimise a 2-D t-SNE layout for the affinities ``P``.
 
     Parameters
@@ -179,6 +231,8 @@ def optimize_layout(P: sp.csr_matrix, init: np.ndarray, schedule: Schedule, *, e
         Seed for anything random in the engine.
     n_jobs : int
         Threads (-1: all cores).
+    repulsion : str
+        ``auto``, ``barnes-hut`` (CPU engines) or ``fft``; see :func:`resolve_repulsion`.
 
     Returns
     -------
@@ -187,19 +241,19 @@ def optimize_layout(P: sp.csr_matrix, init: np.ndarray, schedule: Schedule, *, e
     Raises
     ------
     ValueError
-        For an engine that is not resolved.
+        For an engine that is not resolved, or a repulsion the engine cannot run.
     """
     phases = schedule.phases(P.shape[0])
     if engine == "opentsne":
-        return _optimize_opentsne(P, init, phases, schedule, seed, n_jobs)
+        return _optimize_opentsne(P, init, phases, schedule, seed, n_jobs, repulsion)
     if engine in ("numpy", "cupy"):
-        return _optimize_ours(P, init, phases, schedule, engine)
+        return _optimize_ours(P, init, phases, schedule, engine, repulsion)
     raise ValueError(f"engine must be numpy, cupy or opentsne (resolved by choose_engine), got {engine!r}")
 
 
-def _optimize_ours(P, init, phases: list[Phase], schedule: Schedule, engine: str) -> OptimizeResult:
+def _optimize_ours(P, init, phases: list[Phase], schedule: Schedule, engine: str, repulsion: str) -> OptimizeResult:
     xp = np if engine == "numpy" else cupy_or_none()
-    embedding = Embedding(init, P, xp=xp, dof=schedule.dof)
+    embedding = Embedding(init, P, xp=xp, dof=schedule.dof, repulsion=repulsion)
     with Progress(schedule.n_iter, "t-SNE") as progress:
         def report(iteration: int, kl: float, seconds: float) -> None:
             progress.advance(CALLBACK_EVERY, note=f"KL {kl:.4f}")
@@ -212,18 +266,19 @@ def _optimize_ours(P, init, phases: list[Phase], schedule: Schedule, engine: str
     if schedule.n_iter % CALLBACK_EVERY:
         kl = embedding.gradient(1.0, with_kl=True)[1]
     return OptimizeResult(layout=embedding.layout.astype(np.float32), kl_divergence=float(kl), engine=engine,
-                          kl_history=embedding.history)
+                          repulsion=embedding.repulsion, kl_history=embedding.history)
 
 
-def _optimize_opentsne(P, init, phases: list[Phase], schedule: Schedule, seed: int, n_jobs: int) -> OptimizeResult:
+def _optimize_opentsne(P, init, phases: list[Phase], schedule: Schedule, seed: int, n_jobs: int,
+                       repulsion: str) -> OptimizeResult:
     from openTSNE import TSNEEmbedding
     from openTSNE.affinity import Affinities
 
     affinities = Affinities()
     affinities.P = P.astype(np.float64).tocsr()
     threads = (os.cpu_count() or 1) if n_jobs == -1 else n_jobs
-    # openTSNE's own choice: Barnes-Hut below 10,000 points, FFT interpolation above.
-    method = "bh" if P.shape[0] < 10_000 else "fft"
+    repulsion, _ = resolve_repulsion(repulsion, "opentsne", P.shape[0])
+    method = "bh" if repulsion == "barnes-hut" else "fft"
     embedding = TSNEEmbedding(np.asarray(init, dtype=np.float64), affinities, negative_gradient_method=method,
                               dof=schedule.dof, random_state=seed, n_jobs=threads, verbose=False)
     history: list[tuple[int, float, float]] = []
@@ -247,4 +302,4 @@ def _optimize_opentsne(P, init, phases: list[Phase], schedule: Schedule, seed: i
     layout = np.asarray(embedding, dtype=np.float64)
     kl = float(embedding.kl_divergence) if embedding.kl_divergence is not None else float("nan")
     return OptimizeResult(layout=layout.astype(np.float32), kl_divergence=kl, engine="opentsne",
-                          kl_history=history)
+                          repulsion=repulsion, kl_history=history)

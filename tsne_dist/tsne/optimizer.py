@@ -12,11 +12,37 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .barnes_hut import repulsion_barnes_hut
 from .gradient import EdgeList, attraction, attraction_numba, edge_list, repulsion
 
 logger = logging.getLogger("tsne_dist")
 
 Callback = Callable[[int, float, float], None]
+REPULSION_METHODS = ("auto", "barnes-hut", "fft")
+# Below this many items the Barnes-Hut tree beats the FFT grid on 2 cores, at equal or lower KL:
+# 750 iterations took 13 s against 41 s at 20k, 86 s against 92 s at 100k, 198 s against 166 s at
+# 200k (benchmarks/README.md, "bench_engine.py": Barnes-Hut against the FFT grid).
+BARNES_HUT_MAX_ITEMS = 125_000
+
+
+def choose_repulsion(method: str, n_items: int, xp=np) -> str:
+    """The repulsion that runs: ``barnes-hut`` (CPU only) or ``fft``.
+
+    ``auto`` is ``barnes-hut`` on NumPy below :data:`BARNES_HUT_MAX_ITEMS` items, else
+    ``fft``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown method, or ``barnes-hut`` on a GPU array module.
+    """
+    if method not in REPULSION_METHODS:
+        raise ValueError(f"repulsion must be one of {', '.join(REPULSION_METHODS)}, got {method!r}")
+    if method == "auto":
+        return "barnes-hut" if xp is np and n_items < BARNES_HUT_MAX_ITEMS else "fft"
+    if method == "barnes-hut" and xp is not np:
+        raise ValueError("barnes-hut repulsion runs on NumPy only; use fft on a GPU")
+    return method
 
 
 def learning_rate_for(n_items: int, exaggeration: float, learning_rate: float | str) -> float:
@@ -42,8 +68,11 @@ class Embedding:
     use_numba : bool
         On NumPy, use the compiled CPU twins of the attraction and the grid
         spreading/gathering (same results, faster on CPU).
+    repulsion : str
+        ``barnes-hut`` (:mod:`tsne_dist.tsne.barnes_hut`, NumPy only), ``fft``
+        (:func:`tsne_dist.tsne.gradient.repulsion`) or ``auto`` (see :func:`choose_repulsion`).
     n_interpolation_points, min_boxes, max_boxes, boxes_per_unit
-        Interpolation grid settings (see :func:`tsne_dist.tsne.gradient.repulsion`).
+        Interpolation grid settings of ``fft``.
 
     Attributes
     ----------
@@ -53,9 +82,11 @@ class Embedding:
         KL(P || Q) at the last evaluation.
     history : list of (iteration, kl, seconds)
         KL divergence every ``callback_every`` iterations.
+    repulsion : str
+        The repulsion that runs (``barnes-hut`` or ``fft``).
     """
 
-    def __init__(self, init, P, *, xp=np, dof: float = 1.0, use_numba: bool = True,
+    def __init__(self, init, P, *, xp=np, dof: float = 1.0, use_numba: bool = True, repulsion: str = "auto",
                  n_interpolation_points: int = 3, min_boxes: int = 50, max_boxes: int = 500,
                  boxes_per_unit: float = 1.0) -> None:
         self.xp = xp
@@ -63,6 +94,7 @@ class Embedding:
         self.edges: EdgeList = edge_list(P, xp)
         self.dof = float(dof)
         self.use_numba = use_numba and xp is np
+        self.repulsion = choose_repulsion(repulsion, self.y.shape[0], xp)
         self.grid_settings = {"n_interpolation_points": n_interpolation_points, "min_boxes": min_boxes,
                               "max_boxes": max_boxes, "boxes_per_unit": boxes_per_unit}
         self.update = xp.zeros_like(self.y)
@@ -76,7 +108,10 @@ class Embedding:
         """The gradient at the current layout and, if asked, KL(P || Q)."""
         attract = attraction_numba if self.use_numba else attraction
         attractive, log_w_sum = attract(self.y, self.edges, self.dof, with_kl)
-        repulsive, z = repulsion(self.y, self.dof, use_numba=self.use_numba, **self.grid_settings)
+        if self.repulsion == "barnes-hut":
+            repulsive, z = repulsion_barnes_hut(self.y, self.dof)
+        else:
+            repulsive, z = repulsion(self.y, self.dof, use_numba=self.use_numba, **self.grid_settings)
         kl = self.edges.sum_p_log_p - log_w_sum + np.log(z) if with_kl else float("nan")
         return exaggeration * attractive - repulsive, float(kl)
 
