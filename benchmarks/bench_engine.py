@@ -59,7 +59,7 @@ def run_engine(spec: str, P: sp.csr_matrix, init: np.ndarray, n_iter: int) -> tu
     from tsne_dist.tsne import Schedule, choose_engine, optimize_layout
 
     requested, _, repulsion = spec.partition(":")
-    engine, _ = choose_engine(requested, P.shape[0])
+    engine, _ = choose_engine(requested, repulsion=repulsion or "auto")
     schedule = Schedule(n_iter=n_iter, early_exaggeration_iter=min(250, n_iter // 3))
     result = optimize_layout(P, init, schedule, engine=engine, repulsion=repulsion or "auto")
     return result.layout, result.kl_divergence, result.kl_history

@@ -44,22 +44,26 @@ def test_theta_half_is_close_to_exact_and_closer_than_the_fft_grid_at_small_n():
 
 def test_the_tree_holds_every_point_once_and_in_z_curve_order():
     y = _layout(2000)
-    cells, first_child, n_children, order = build_quadtree(y)
+    tree = build_quadtree(y)
+    cells, links, n_children, order = tree.cells, tree.links, tree.n_children, tree.order
     assert sorted(order) == list(range(2000))
+    np.testing.assert_array_equal(tree.xs, y[order, 0])
     assert cells[0, 2] == 2000  # the root counts every point
     np.testing.assert_allclose(cells[0, :2], y.mean(axis=0), rtol=1e-12)
-    inner = np.flatnonzero(first_child >= 0)
+    inner = np.flatnonzero(links >= 0)
     assert n_children[inner].min() >= 2 and n_children[inner].max() <= 4  # compressed: no one-child cells
-    child_counts = [cells[first_child[c]:first_child[c] + n_children[c], 2].sum() for c in inner]
+    child_counts = [cells[links[c]:links[c] + n_children[c], 2].sum() for c in inner]
     np.testing.assert_array_equal(child_counts, cells[inner, 2])  # children partition their parent
-    for c in inner[:200]:  # each child is at most half its parent's width
-        children = slice(first_child[c], first_child[c] + n_children[c])
-        child_widths = cells[children, 3][first_child[children] >= 0]
+    for c in inner[:200]:  # each inner child is at most half its parent's width
+        children = slice(links[c], links[c] + n_children[c])
+        child_widths = cells[children, 3][links[children] >= 0]
         assert (child_widths <= cells[c, 3] / 4).all()
-    leaves = first_child < 0
+    leaves = np.flatnonzero(links < 0)
     assert cells[leaves, 2].sum() == 2000
-    assert cells[leaves, 2].max() == 4  # the four duplicates share one leaf, at their exact position
-    np.testing.assert_array_equal(cells[leaves][cells[leaves, 2] == 4, :2], y[:1])
+    shared = leaves[cells[leaves, 2] > 1]
+    assert len(shared) == 1 and cells[shared[0], 2] == 4  # the four duplicates share one leaf
+    first = -1 - links[shared[0]]
+    assert set(order[first:first + 4]) == {0, 1, 2, 3}
     # consecutive points in tree order are near in the map: far nearer than in input order
     step_tree = np.linalg.norm(np.diff(y[order], axis=0), axis=1).mean()
     step_input = np.linalg.norm(np.diff(y, axis=0), axis=1).mean()
@@ -80,17 +84,36 @@ def test_the_result_does_not_depend_on_the_thread_count():
     np.testing.assert_array_equal(one[0], many[0])
 
 
-def test_degenerate_layouts():
-    same = np.zeros((50, 2))  # every point at one place: w = 1 for every pair, no force
-    forces, z = repulsion_barnes_hut(same)
-    assert z == 50 * 49 and not forces.any()
-    near = np.array([[0.0, 0.0], [1e-300, 0.0], [5.0, 5.0]])  # closer than the tree's depth limit resolves
-    forces, z = repulsion_barnes_hut(near)
-    assert np.isfinite(forces).all() and np.isfinite(z)
-    with pytest.raises(ValueError, match="NaN or infinite"):
+@pytest.mark.parametrize("y", [
+    np.zeros((50, 2)),  # every point at one place: w = 1 for every pair, no force
+    np.array([[0.0, 0.0], [1e-300, 0.0], [5.0, 5.0]]),  # closer than the tree resolves: one leaf, summed exactly
+    np.array([[3.0, 1.0], [3.0, 1.0 + 1e-12], [3.0, 1.0], [2.0, 7.0]]),
+    np.array([[1.0, 2.0], [4.0, 6.0]]),
+], ids=["one-place", "tiny-gap", "near-and-same", "two-points"])
+def test_degenerate_layouts_are_exact(y):
+    forces, z = repulsion_barnes_hut(y)
+    exact_forces, exact_z = exact_repulsion(y)
+    assert z == pytest.approx(exact_z, rel=1e-12)
+    np.testing.assert_allclose(forces, exact_forces, rtol=1e-9, atol=1e-15)
+
+
+def test_bad_layouts_are_refused():
+    from tsne_dist.errors import DivergedError
+
+    with pytest.raises(DivergedError, match="diverged.*lower `learning_rate`"):
         repulsion_barnes_hut(np.array([[0.0, np.nan], [1.0, 1.0]]))
+    with pytest.raises(DivergedError, match="diverged"):
+        repulsion(np.array([[0.0, np.inf], [1.0, 1.0]]))  # the FFT grid too
     with pytest.raises(ValueError, match=r"\(N, 2\)"):
         repulsion_barnes_hut(np.zeros((5, 3)))
+
+
+def test_a_shifted_layout_gets_the_same_forces():
+    y = _layout(3000)
+    forces, z = repulsion_barnes_hut(y)
+    shifted_forces, shifted_z = repulsion_barnes_hut(y + 1e5)
+    assert shifted_z == pytest.approx(z, rel=1e-9)
+    np.testing.assert_allclose(shifted_forces, forces, rtol=0, atol=1e-8 * np.abs(forces).max())
 
 
 def test_auto_repulsion_and_its_errors():

@@ -113,7 +113,8 @@ def test_numpy_engine_matches_opentsne_on_the_same_p_and_init():
 
 
 def test_engine_choice_and_the_cli_flag(tmp_path, catalog_files):
-    assert choose_engine("auto", 5_000) == ("numpy", "no usable GPU: our CPU engine")
+    assert choose_engine("auto") == ("numpy", "no usable GPU: our CPU engine")
+    assert choose_engine("auto", repulsion="barnes-hut") == ("numpy", "repulsion barnes-hut runs on the CPU")
     assert resolve_repulsion("auto", "numpy", 124_999)[0] == "barnes-hut"
     assert resolve_repulsion("auto", "numpy", 125_000)[0] == "fft"
     assert resolve_repulsion("auto", "opentsne", 10_000)[0] == "fft"  # openTSNE's own rule
@@ -125,8 +126,47 @@ def test_engine_choice_and_the_cli_flag(tmp_path, catalog_files):
     assert choose_engine("numpy") == ("numpy", "requested")
     with pytest.raises(tsne_dist.ConfigError, match="CuPy"):
         choose_engine("cupy")
-    result = tsne_dist.run({"vectors": catalog_files["vectors"], "out": str(tmp_path / "o"), "engine": "numpy",
-                            "perplexity": 10, "n_iter": 150, "early_exaggeration_iter": 50, "dof": 0.8})
-    assert result.metrics["engine"] == "numpy"
+    result = tsne_dist.run({"vectors": catalog_files["vectors"], "out": str(tmp_path / "o"), "engine": "opentsne",
+                            "repulsion": "fft", "perplexity": 10, "n_iter": 150, "early_exaggeration_iter": 50,
+                            "dof": 0.8})
+    assert (result.metrics["engine"], result.metrics["repulsion"]) == ("opentsne", "fft")
     assert np.isfinite(result.metrics["kl_divergence"])
     assert result.metrics["trustworthiness@10"] > 0.9
+
+
+def test_barnes_hut_on_a_gpu_host(tmp_path, capsys, catalog_files, monkeypatch):
+    import os
+
+    import tsne_dist.tsne.engine
+    from conftest import FAST, read_metrics, run_cli
+
+    monkeypatch.setattr(tsne_dist.tsne.engine, "cupy_or_none", lambda: object())  # as if CuPy saw a device
+    assert choose_engine("auto") == ("cupy", "CuPy sees a CUDA device")
+    out = str(tmp_path / "gpu")
+    code, _, err = run_cli(capsys, "run", "--vectors", catalog_files["vectors"], "--out", out, "--engine", "cupy",
+                           "--repulsion", "barnes-hut", *FAST)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "repulsion barnes-hut runs on the CPU, and the engine is cupy; set --repulsion to fft" in err
+    assert not os.path.exists(out)  # refused before anything was written
+    with pytest.raises(tsne_dist.ConfigError, match="runs on the CPU"):
+        tsne_dist.TSNE(engine="cupy", repulsion="barnes-hut").fit(np.zeros((100, 4)))
+    # engine auto with barnes-hut asked for runs our CPU engine, and says why
+    code, _, err = run_cli(capsys, "run", "--vectors", catalog_files["vectors"], "--out", out, "--repulsion",
+                           "barnes-hut", *FAST)
+    assert code == 0, err
+    metrics = read_metrics(out)
+    assert (metrics["engine"], metrics["repulsion"]) == ("numpy", "barnes-hut")
+    assert metrics["resolved"]["engine"]["reason"] == "repulsion barnes-hut runs on the CPU"
+
+
+def test_n_jobs_sets_the_threads_of_our_cpu_engine_and_is_restored():
+    import numba
+
+    from tsne_dist.tsne.engine import numba_threads
+
+    before = numba.get_num_threads()
+    with numba_threads(1):
+        assert numba.get_num_threads() == 1
+    assert numba.get_num_threads() == before
+    with numba_threads(10_000):
+        assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS

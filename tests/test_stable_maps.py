@@ -21,7 +21,7 @@ from tsne_dist.metrics import neighbour_quality
 from tsne_dist.stability import shared_items, stability
 
 N_ITEMS, N_DIMS = 2000, 16
-RUN = {"label": "category", "color_by": "category"}  # engine auto: openTSNE below 10,000 items
+RUN = {"label": "category", "color_by": "category"}  # engine auto: ours, with Barnes-Hut repulsion
 
 
 def _write_day(folder, name: str, vectors: np.ndarray, metadata: pd.DataFrame) -> dict[str, str]:
@@ -86,11 +86,12 @@ def test_warm_start_rerun_is_skipped_and_a_changed_previous_map_recomputes(days,
     assert "layout" in other.stages_run and "knn" in other.stages_skipped
 
 
-@pytest.mark.parametrize("engine", ["numpy"])  # cupy: tests/test_gpu.py
-def test_warm_start_runs_on_other_engines(days, tmp_path, engine):
-    result = tsne_dist.run({**days["files2"], **RUN, "engine": engine, "out": str(tmp_path / engine),
-                            "init_from": days["outs"]["day1"]})
-    assert result.metrics["engine"] == engine
+@pytest.mark.parametrize("engine, repulsion", [("opentsne", "auto"), ("numpy", "fft")])  # cupy: test_gpu.py
+def test_warm_start_runs_on_other_engines(days, tmp_path, engine, repulsion):
+    result = tsne_dist.run({**days["files2"], **RUN, "engine": engine, "repulsion": repulsion,
+                            "out": str(tmp_path / engine), "init_from": days["outs"]["day1"]})
+    assert (result.metrics["engine"], result.metrics["repulsion"]) == (engine, "barnes-hut" if engine == "opentsne"
+                                                                       else "fft")
     assert result.metrics["stability"]["displacement_median"] < 1.0
 
 

@@ -28,15 +28,12 @@ class _HelpFormatter(argparse.HelpFormatter):
         return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
 
 
-def _subparser_class() -> type[argparse.ArgumentParser]:
-    """Sub-command parsers with the same help formatter."""
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose help uses :class:`_HelpFormatter` (sub-commands too)."""
 
-    class Parser(argparse.ArgumentParser):
-        def __init__(self, *args, **kwargs) -> None:
-            kwargs.setdefault("formatter_class", _HelpFormatter)
-            super().__init__(*args, **kwargs)
-
-    return Parser
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
 
 
 def _add_logging_flags(parser: argparse.ArgumentParser) -> None:
@@ -47,10 +44,9 @@ def _add_logging_flags(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``tsne-dist``."""
-    parser = argparse.ArgumentParser(prog="tsne-dist", description="Trustworthy t-SNE maps of large item catalogs.",
-                                     formatter_class=_HelpFormatter)
+    parser = _Parser(prog="tsne-dist", description="Trustworthy t-SNE maps of large item catalogs.")
     parser.add_argument("--version", action="version", version=f"tsne-dist {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_subparser_class())
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = commands.add_parser("run", help="make a map from a config file and/or flags")
     run.add_argument("config", nargs="?", help="YAML or TOML config file (flags override it)")

@@ -38,3 +38,7 @@ class ConfigError(UserError):
 
 class StoreError(UserError):
     """The output folder or run store cannot be used for this run."""
+
+
+class DivergedError(UserError):
+    """The t-SNE optimisation diverged (a setting such as the learning rate is too large)."""

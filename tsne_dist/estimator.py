@@ -127,7 +127,7 @@ class TSNE:
                            "set n_neighbors to at least %d", k, k, params["perplexity"], params["perplexity"],
                            int(round(3 * params["perplexity"])))
         backend, _ = choose_backend(params["knn"], n_items, n_dims, gpu_free_bytes=gpu_free_bytes())
-        engine, engine_reason = choose_engine(params["engine"], n_items)
+        engine, engine_reason = choose_engine(params["engine"], repulsion=params["repulsion"])
         repulsion, repulsion_reason = resolve_repulsion(params["repulsion"], engine, n_items)
         logger.info("t-SNE engine: %s (%s); repulsion: %s (%s)", engine, engine_reason, repulsion, repulsion_reason)
         knn = nearest_neighbors(vectors, k, backend=backend, metric=params["metric"], seed=params["seed"],

@@ -168,7 +168,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("engine", "text", "auto", "t-SNE engine", choices=ENGINES,
             details="`numpy`: our engine on the CPU; `cupy`: the same code on a CUDA GPU "
                     "(`pip install \"tsne-dist[gpu]\"`); `opentsne`: openTSNE's optimiser fed with our "
-                    "affinities. `auto` is `cupy` when CuPy sees a GPU, else `numpy`; the engine that ran is recorded"),
+                    "affinities. `auto` is `cupy` when CuPy sees a GPU (unless `repulsion` is barnes-hut), else `numpy`; "
+                    "the engine that ran is recorded"),
     Setting("repulsion", "text", "auto", "how the repulsive forces are computed", choices=REPULSION_METHODS,
             details="`barnes-hut`: a quadtree (van der Maaten 2014; CPU engines only); `fft`: the FIt-SNE "
                     "interpolation grid (Linderman et al. 2019). `auto` is `barnes-hut` on the CPU below "

@@ -68,11 +68,9 @@ def _warm_kernels(data: np.ndarray) -> None:
     from .metrics import neighbour_quality
     from .neighbors.refine import local_join, merge_answers
 
-    from .tsne.gradient import repulsion
-
-    layout = TSNE(perplexity=5, knn="bruteforce", engine="numpy", n_iter=60, early_exaggeration_iter=20,
-                  random_state=0).fit_transform(data)  # 400 items: Barnes-Hut repulsion
-    repulsion(layout.astype(np.float64), use_numba=True)  # the FFT grid's kernels
+    for method in ("barnes-hut", "fft"):
+        layout = TSNE(perplexity=5, knn="bruteforce", engine="numpy", repulsion=method, n_iter=60,
+                      early_exaggeration_iter=20, random_state=0).fit_transform(data)
     neighbour_quality(data, layout, k=10, sample=100)
     knn = np.argsort(((data[:, None] - data[None]) ** 2).sum(-1), axis=1)[:, 1:11].astype(np.int32)
     refined = local_join(data, data, knn, 10)

@@ -39,7 +39,7 @@ def plan_report(config: Config | dict[str, Any] | str) -> str:
             pass
     lines = [f"plan: {plan.path} -> {plan.out}", f"cluster: {plan.cluster}", f"neighbours per item (k): {plan.k}"]
     if n_items is None:
-        lines += ["items: known after the items stage; the engine, kNN, initialization and learning rates are "
+        lines += ["items: known after the items stage; the engine, repulsion, kNN, initialization and learning rates are "
                   "resolved then, and the memory is modelled then (set max_items to model it now)",
                   "dry run: nothing was written"]
         return "\n".join(lines)

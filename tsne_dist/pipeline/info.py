@@ -106,7 +106,7 @@ def describe(info: RunInfo) -> str:
     if info.metrics:
         metrics = info.metrics
         keys = ["n_items", "knn_recall@10", "trustworthiness@10", "silhouette_2d", "silhouette_hd",
-                "label_agreement@10", "label_agreement_shuffled@10", "kl_divergence", "engine", "knn_backend",
+                "label_agreement@10", "label_agreement_shuffled@10", "kl_divergence", "engine", "repulsion", "knn_backend",
                 "knn_graph_recall", "init_from"]
         lines.append("metrics:")
         lines.extend(f"  {key:<20} {metrics[key]}" for key in keys if key in metrics)

@@ -113,7 +113,7 @@ class Plan:
         similarity (no vectors).
         """
         config = self.config
-        engine, engine_reason = choose_engine(config.engine, n_items)
+        engine, engine_reason = choose_engine(config.engine, repulsion=config.repulsion)
         repulsion = Choice(config.repulsion, *resolve_repulsion(config.repulsion, engine, n_items))
         if n_dims is None:
             knn = Choice(config.knn, f"cooccurrence-{config.similarity}",
@@ -234,8 +234,8 @@ def make_plan(config: Config | dict[str, Any] | str) -> Plan:
     with storage_options_applied(config.storage_options, [config.out, *_source_urls(config)]):
         _require_inputs(config, path)
     check_vector_columns_named(config)
-    resolve_repulsion(config.repulsion, choose_engine(config.engine)[0], 0)  # e.g. engine cupy without a GPU,
-    # or barnes-hut on the GPU engine, fails before any work
+    # e.g. engine cupy without a GPU, or barnes-hut on the GPU engine, fails before any work
+    resolve_repulsion(config.repulsion, choose_engine(config.engine, repulsion=config.repulsion)[0], 0)
     check_cluster_request(config.cluster, config.kubernetes)  # e.g. kubernetes without its extra
     if config.knn == "cuml" and (path == VECTORS or config.embed_dim is not None):
         rapids_search()  # knn cuml without cuML or cuVS fails before any work

@@ -6,22 +6,27 @@ approximated as in van der Maaten (2014), "Accelerating t-SNE using tree-based
 algorithms" (JMLR 15): a quadtree over the layout holds each cell's point count and
 centre of mass, and a cell of width ``w`` at distance ``d`` from a point stands in
 for all its points when ``w / d < theta``. The opening rule, the treatment of a
-leaf at the point's own position (no force, and only the other points there count
-in Z) and ``theta = 0.5`` follow openTSNE's ``quad_tree`` / ``_tsne`` (Policar et
+``theta = 0.5`` follow openTSNE's ``quad_tree`` / ``_tsne`` (Policar et
 al. 2024). On 2 cores it is faster than the FFT grid of
 :func:`tsne_dist.tsne.gradient.repulsion` below about 125,000 points (3x at 20k),
 and more accurate there.
 
 The tree is a compressed quadtree built from sorted Z-curve (Morton) keys: a
-sort and one pass, with no per-point insertion. The traversal runs on all cores,
+sort and one pass, with no per-point insertion. A leaf's points (one, or a few
+closer than span / 2^31) are summed one by one, so theta = 0 is exact. The
+traversal runs on all cores,
 points in Z-curve order (neighbouring points walk the same cells), and the per-point
 sums are added up in a fixed order, so a result does not depend on the thread count.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numba
 import numpy as np
+
+from .gradient import layout_bounds
 
 THETA = 0.5
 LEVELS = 31  # quadtree levels: points in one cell of width span / 2^31 share a leaf
@@ -43,7 +48,7 @@ def _spread_bits(value):  # pragma: no cover - compiled
 
 
 @numba.njit(parallel=True, cache=True)
-def morton_keys(y, lower_x, lower_z, width):  # pragma: no cover - compiled
+def _morton_keys(y, lower_x, lower_z, width):  # pragma: no cover - compiled
     """Z-curve keys (uint64, 2 x 31 bits) of the points of ``y`` in the square of side
     ``width`` whose lower corner is (lower_x, lower_z)."""
     n_points = y.shape[0]
@@ -82,22 +87,22 @@ def _first_at_least(keys, start, stop, digit, value):  # pragma: no cover - comp
 
 
 @numba.njit(cache=True)
-def _tree_from_sorted_keys(keys, xs, zs, width):  # pragma: no cover - compiled
+def _tree_from_sorted_keys(keys, xs, zs, lower_x, lower_z, width):  # pragma: no cover - compiled
     n_points = keys.shape[0]
-    sum_x = np.zeros(n_points + 1)
+    sum_x = np.zeros(n_points + 1)  # prefix sums of positions relative to the lower corner
     sum_z = np.zeros(n_points + 1)
     for k in range(n_points):
-        sum_x[k + 1] = sum_x[k] + xs[k]
-        sum_z[k + 1] = sum_z[k] + zs[k]
+        sum_x[k + 1] = sum_x[k] + (xs[k] - lower_x)
+        sum_z[k + 1] = sum_z[k] + (zs[k] - lower_z)
     capacity = 2 * n_points
     cells = np.zeros((capacity, 4))
-    first_child = np.full(capacity, -1, dtype=np.int64)
+    links = np.empty(capacity, dtype=np.int64)
     n_children = np.zeros(capacity, dtype=np.int64)
     ranges = np.empty((capacity, 2), dtype=np.int64)
     ranges[0, 0] = 0
     ranges[0, 1] = n_points
     n_cells = 1
-    pending = np.empty(3 * LEVELS + 8, dtype=np.int64)
+    pending = np.empty(_STACK, dtype=np.int64)
     pending[0] = 0
     top = 1
     bounds = np.empty(5, dtype=np.int64)
@@ -106,21 +111,13 @@ def _tree_from_sorted_keys(keys, xs, zs, width):  # pragma: no cover - compiled
         cell = pending[top]
         start, stop = ranges[cell, 0], ranges[cell, 1]
         size = stop - start
+        cells[cell, 0] = lower_x + (sum_x[stop] - sum_x[start]) / size
+        cells[cell, 1] = lower_z + (sum_z[stop] - sum_z[start]) / size
         cells[cell, 2] = size
         diff = keys[start] ^ keys[stop - 1]
-        if size == 1 or diff == 0:
-            # a leaf: one point, or points in one finest cell; those at one position keep it
-            # exactly (a point finds itself there), else their mean
-            same = True
-            for k in range(start + 1, stop):
-                if xs[k] != xs[start] or zs[k] != zs[start]:
-                    same = False
-                    break
-            cells[cell, 0] = xs[start] if same else (sum_x[stop] - sum_x[start]) / size
-            cells[cell, 1] = zs[start] if same else (sum_z[stop] - sum_z[start]) / size
+        if size == 1 or diff == 0:  # a leaf: one point, or points in one finest cell
+            links[cell] = -1 - start
             continue
-        cells[cell, 0] = (sum_x[stop] - sum_x[start]) / size
-        cells[cell, 1] = (sum_z[stop] - sum_z[start]) / size
         digit = _highest_digit(diff)  # the smallest quadtree cell holding the range splits on it
         cell_width = width * 2.0 ** (digit + 1 - LEVELS)
         cells[cell, 3] = cell_width * cell_width
@@ -128,51 +125,94 @@ def _tree_from_sorted_keys(keys, xs, zs, width):  # pragma: no cover - compiled
         for value in range(1, 4):
             bounds[value] = _first_at_least(keys, bounds[value - 1], stop, digit, value)
         bounds[4] = stop
-        first_child[cell] = n_cells
+        links[cell] = n_cells
         for value in range(4):
             if bounds[value + 1] > bounds[value]:
                 ranges[n_cells, 0] = bounds[value]
                 ranges[n_cells, 1] = bounds[value + 1]
                 n_cells += 1
-        n_children[cell] = n_cells - first_child[cell]
-        for child in range(n_cells - 1, first_child[cell] - 1, -1):  # depth-first, lowest key first
+        n_children[cell] = n_cells - links[cell]
+        for child in range(n_cells - 1, links[cell] - 1, -1):  # depth-first, lowest key first
             pending[top] = child
             top += 1
-    return cells[:n_cells], first_child[:n_cells], n_children[:n_cells]
+    return cells[:n_cells], links[:n_cells], n_children[:n_cells]
 
 
-def build_quadtree(y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Compressed quadtree of the (N, 2) float64 layout ``y``, from sorted Z-curve keys.
+class Quadtree(NamedTuple):
+    """A compressed quadtree over a layout (see :func:`build_quadtree`).
 
-    Each point gets a key of 2 x 31 interleaved bits (its cell at the finest of
-    ``LEVELS`` levels); after sorting, the points of any quadtree cell are one run of
-    keys, and a cell's centre of mass comes from prefix sums. A cell whose points all
-    fall in one quadrant is skipped for that quadrant (the tree is compressed), so
-    every inner cell has 2 to 4 children and its width is that of the smallest
-    quadtree cell holding its points.
+    Attributes
+    ----------
+    cells : (M, 4) float64
+        Per cell: centre of mass x, y, point count, squared cell width (0 for a
+        leaf). M < 2N; cell 0 is the root.
+    links : (M,) int64
+        An inner cell's first child (its children are contiguous); for a leaf,
+        ``-1 - first``, where ``first`` is its first point in tree order.
+    n_children : (M,) int64
+        Children of an inner cell (2 to 4), 0 for a leaf.
+    order : (N,) int64
+        Point indices in tree (Z-curve) order: a leaf's points are
+        ``order[first:first + count]``.
+    xs, zs : (N,) float64
+        The coordinates in tree order.
+    """
+
+    cells: np.ndarray
+    links: np.ndarray
+    n_children: np.ndarray
+    order: np.ndarray
+    xs: np.ndarray
+    zs: np.ndarray
+
+
+def build_quadtree(y: np.ndarray) -> Quadtree:
+    """Compressed quadtree of a 2-D layout, from sorted Z-curve (Morton) keys.
+
+    Each point gets a key of 2 x 31 interleaved bits: its cell at the finest of
+    ``LEVELS`` levels of the bounding square. After sorting, the points of any
+    quadtree cell are one run of keys, split into quadrants by binary search, and a
+    cell's centre of mass comes from prefix sums. A cell whose points all fall in one
+    quadrant is not stored (the tree is compressed), so every inner cell has 2 to 4
+    children and its width is that of the smallest quadtree cell holding its points.
+    Points that share a finest cell (closer than span / 2^31) share a leaf.
+
+    Parameters
+    ----------
+    y : np.ndarray
+        (N, 2) float64 layout.
 
     Returns
     -------
-    cells : (M, 4) float64
-        Per cell: centre of mass x, y (a leaf's exact common position), point count,
-        and the squared cell width (0 for a leaf). M < 2N.
-    first_child, n_children : (M,) int64
-        A cell's children are cells first_child .. first_child + n_children - 1
-        (first_child -1 for a leaf).
-    order : (N,) int64
-        The points in tree (Z-curve) order: points close in the map are close here.
+    Quadtree
+
+    Raises
+    ------
+    DivergedError
+        For a layout that holds NaN or infinite coordinates.
     """
-    lower = y.min(axis=0)
-    width = float((y.max(axis=0) - lower).max()) * (1.0 + 1e-9) + 1e-300
-    keys = morton_keys(y, float(lower[0]), float(lower[1]), width)
+    lower, width = layout_bounds(y)
+    keys = _morton_keys(y, float(lower[0]), float(lower[1]), width)
     order = np.argsort(keys)
-    cells, first_child, n_children = _tree_from_sorted_keys(keys[order], y[order, 0], y[order, 1], width)
-    return cells, first_child, n_children, order
+    xs = np.ascontiguousarray(y[order, 0])
+    zs = np.ascontiguousarray(y[order, 1])
+    cells, links, n_children = _tree_from_sorted_keys(keys[order], xs, zs, float(lower[0]), float(lower[1]), width)
+    return Quadtree(cells, links, n_children, order, xs, zs)
+
+
+@numba.njit(inline="always")
+def _kernel(d_sq, dof):  # pragma: no cover - compiled
+    """(w, w^((dof+1)/dof)) for w = (1 + d^2/dof)^-dof."""
+    base = 1.0 / (1.0 + d_sq / dof)
+    if dof == 1.0:
+        return base, base * base
+    w = base ** dof
+    return w, w * base
 
 
 @numba.njit(parallel=True, cache=True)
-def _repulsion_on_tree(y, cells, first_child, n_children, order, theta, dof):  # pragma: no cover - compiled
-    n_points = y.shape[0]
+def _repulsion_on_tree(cells, links, n_children, order, xs, zs, theta, dof):  # pragma: no cover - compiled
+    n_points = xs.shape[0]
     forces = np.zeros((n_points, 2))
     z_parts = np.zeros(n_points)
     theta_sq = theta * theta
@@ -180,9 +220,8 @@ def _repulsion_on_tree(y, cells, first_child, n_children, order, theta, dof):  #
     for chunk in numba.prange(n_chunks):
         stack = np.empty(_STACK, dtype=np.int64)
         for k in range(chunk * _CHUNK, min((chunk + 1) * _CHUNK, n_points)):
-            i = order[k]
-            x = y[i, 0]
-            z = y[i, 1]
+            x = xs[k]
+            z = zs[k]
             fx = 0.0
             fz = 0.0
             z_sum = 0.0
@@ -191,29 +230,32 @@ def _repulsion_on_tree(y, cells, first_child, n_children, order, theta, dof):  #
             while top > 0:
                 top -= 1
                 cell = stack[top]
+                link = links[cell]
+                if link < 0:  # a leaf: its points one by one, the point itself left out
+                    first = -1 - link
+                    for m in range(first, first + int(cells[cell, 2])):
+                        if m != k:
+                            dx = x - xs[m]
+                            dz = z - zs[m]
+                            w, kernel = _kernel(dx * dx + dz * dz, dof)
+                            z_sum += w
+                            fx += kernel * dx
+                            fz += kernel * dz
+                    continue
                 dx = x - cells[cell, 0]
                 dz = z - cells[cell, 1]
-                c = cells[cell, 2]
-                start = first_child[cell]
-                if start < 0 and dx == 0.0 and dz == 0.0:
-                    z_sum += c - 1.0  # the other points at this very position: w = 1, no force
-                    continue
                 d_sq = dx * dx + dz * dz
-                if start < 0 or cells[cell, 3] < theta_sq * d_sq:
-                    base = 1.0 / (1.0 + d_sq / dof)
-                    if dof == 1.0:
-                        w = base
-                        kernel = base * base
-                    else:
-                        w = base ** dof
-                        kernel = w * base
+                if cells[cell, 3] < theta_sq * d_sq:  # far enough: the cell's points at their centre
+                    c = cells[cell, 2]
+                    w, kernel = _kernel(d_sq, dof)
                     z_sum += c * w
                     fx += c * kernel * dx
                     fz += c * kernel * dz
                 else:
-                    for child in range(start, start + n_children[cell]):
+                    for child in range(link, link + n_children[cell]):
                         stack[top] = child
                         top += 1
+            i = order[k]
             forces[i, 0] = fx
             forces[i, 1] = fz
             z_parts[i] = z_sum
@@ -232,7 +274,8 @@ def repulsion_barnes_hut(y: np.ndarray, dof: float = 1.0, theta: float = THETA) 
         Degrees of freedom of the t kernel (1: Cauchy).
     theta : float
         Opening angle: a cell of width w at distance d from a point summarises its
-        points when w / d < theta (0 is exact, larger is faster and coarser).
+        points when w / d < theta (0 is exact; openTSNE's default 0.5). Below
+        1 / sqrt(2) a cell never summarises a point inside it.
 
     Returns
     -------
@@ -243,16 +286,16 @@ def repulsion_barnes_hut(y: np.ndarray, dof: float = 1.0, theta: float = THETA) 
 
     Raises
     ------
+    DivergedError
+        For a layout that holds NaN or infinite coordinates.
     ValueError
-        For a layout that is not (N, 2) or holds non-finite values.
+        For a layout that is not (N, 2).
     """
     y = np.ascontiguousarray(y, dtype=np.float64)
     if y.ndim != 2 or y.shape[1] != 2:
         raise ValueError(f"Barnes-Hut repulsion needs an (N, 2) layout, got shape {y.shape}")
-    if not np.isfinite(y).all():
-        raise ValueError("the layout holds NaN or infinite coordinates; the optimisation diverged "
-                         "(lower learning_rate or early_exaggeration)")
-    cells, first_child, n_children, order = build_quadtree(y)
-    forces, z_parts = _repulsion_on_tree(y, cells, first_child, n_children, order, float(theta), float(dof))
+    tree = build_quadtree(y)
+    forces, z_parts = _repulsion_on_tree(tree.cells, tree.links, tree.n_children, tree.order, tree.xs, tree.zs,
+                                         float(theta), float(dof))
     z = float(np.sum(z_parts))
     return forces / z, z

@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
@@ -20,7 +22,7 @@ from ..errors import ConfigError
 from ..progress import Progress
 from ..xp import cupy_or_none
 from . import optimizer
-from .optimizer import REPULSION_METHODS, Embedding, choose_repulsion, learning_rate_for
+from .optimizer import REPULSION_METHODS, Embedding, learning_rate_for
 
 logger = logging.getLogger("tsne_dist")
 
@@ -58,20 +60,19 @@ class OptimizeResult:
     kl_history: list[tuple[int, float, float]] = field(default_factory=list)
 
 
-def choose_engine(requested: str, n_items: int | None = None) -> tuple[str, str]:
+def choose_engine(requested: str, *, repulsion: str = "auto") -> tuple[str, str]:
     """The engine that runs for ``requested`` and why.
 
     ``auto`` is ``cupy`` when CuPy sees a usable CUDA device, else our ``numpy``
-    engine (on 2 cores faster than openTSNE's optimiser at every size we measured,
-    at equal KL: benchmarks/README.md, "bench_engine.py").
+    engine (whose repulsion :func:`resolve_repulsion` picks by size); also ``numpy``
+    when ``repulsion`` is ``barnes-hut``, which runs on the CPU only.
 
     Parameters
     ----------
     requested : str
         One of :data:`ENGINES`.
-    n_items : int, optional
-        Items to lay out (unused: the repulsion, not the engine, depends on it;
-        see :func:`resolve_repulsion`).
+    repulsion : str
+        The requested repulsion (``auto``, ``barnes-hut`` or ``fft``).
 
     Returns
     -------
@@ -86,6 +87,8 @@ def choose_engine(requested: str, n_items: int | None = None) -> tuple[str, str]
         For ``cupy`` without CuPy and a CUDA device, or an unknown engine.
     """
     if requested == "auto":
+        if repulsion == "barnes-hut":
+            return "numpy", "repulsion barnes-hut runs on the CPU"
         if cupy_or_none() is not None:
             return "cupy", "CuPy sees a CUDA device"
         return "numpy", "no usable GPU: our CPU engine"
@@ -101,9 +104,9 @@ def choose_engine(requested: str, n_items: int | None = None) -> tuple[str, str]
 def resolve_repulsion(requested: str, engine: str, n_items: int) -> tuple[str, str]:
     """The repulsion a resolved ``engine`` runs for ``n_items`` items, and why.
 
-    ``auto`` is ``barnes-hut`` on the CPU below ``BARNES_HUT_MAX_ITEMS`` items
-    (:func:`tsne_dist.tsne.optimizer.choose_repulsion`; openTSNE's own rule, 10,000, for
-    ``opentsne``) and ``fft`` otherwise and on the GPU.
+    ``auto`` is ``barnes-hut`` on the CPU below
+    :data:`tsne_dist.tsne.optimizer.BARNES_HUT_MAX_ITEMS` items (openTSNE's own rule,
+    10,000, for ``opentsne``) and ``fft`` otherwise and on the GPU.
 
     Parameters
     ----------
@@ -125,26 +128,26 @@ def resolve_repulsion(requested: str, engine: str, n_items: int) -> tuple[str, s
     ------
     ConfigError
         For an unknown method, or ``barnes-hut`` with the ``cupy`` engine.
+    ValueError
+        For an engine that is not resolved.
     """
     if requested not in REPULSION_METHODS:
         raise ConfigError(f"repulsion must be one of {', '.join(REPULSION_METHODS)}, got {requested!r}",
                           f"set `repulsion` to one of {', '.join(REPULSION_METHODS)}")
+    if engine not in ("numpy", "cupy", "opentsne"):
+        raise ValueError(f"engine must be resolved (numpy, cupy or opentsne), got {engine!r}")
     if requested == "barnes-hut" and engine == "cupy":
         raise ConfigError("repulsion barnes-hut runs on the CPU, and the engine is cupy",
-                          "set `repulsion` to fft or auto, or `engine` to numpy")
+                          "set `repulsion` to fft or auto, or `engine` to numpy or auto")
     if requested != "auto":
         return requested, "requested"
     if engine == "cupy":
         return "fft", "the GPU engine computes repulsion on the FFT grid"
-    if engine == "opentsne":
-        limit, whose = OPENTSNE_BARNES_HUT_MAX_ITEMS, "openTSNE's rule"
-    else:
-        limit, whose = optimizer.BARNES_HUT_MAX_ITEMS, "the faster on a CPU"
-    method = choose_repulsion("auto", n_items) if engine == "numpy" else (
-        "barnes-hut" if n_items < limit else "fft")
-    if method == "barnes-hut":
-        return method, f"Barnes-Hut below {limit:,} items ({whose})"
-    return method, f"the FFT grid from {limit:,} items ({whose})"
+    limit = OPENTSNE_BARNES_HUT_MAX_ITEMS if engine == "opentsne" else optimizer.BARNES_HUT_MAX_ITEMS
+    whose = "openTSNE's rule" if engine == "opentsne" else "the faster on a CPU"
+    if n_items < limit:
+        return "barnes-hut", f"Barnes-Hut below {limit:,} items: {whose}"
+    return "fft", f"the FFT grid from {limit:,} items: {whose}"
 
 
 @dataclass(frozen=True)
@@ -247,13 +250,33 @@ def optimize_layout(P: sp.csr_matrix, init: np.ndarray, schedule: Schedule, *, e
     if engine == "opentsne":
         return _optimize_opentsne(P, init, phases, schedule, seed, n_jobs, repulsion)
     if engine in ("numpy", "cupy"):
-        return _optimize_ours(P, init, phases, schedule, engine, repulsion)
+        return _optimize_ours(P, init, phases, schedule, engine, repulsion, n_jobs)
     raise ValueError(f"engine must be numpy, cupy or opentsne (resolved by choose_engine), got {engine!r}")
 
 
-def _optimize_ours(P, init, phases: list[Phase], schedule: Schedule, engine: str, repulsion: str) -> OptimizeResult:
+def _optimize_ours(P, init, phases: list[Phase], schedule: Schedule, engine: str, repulsion: str,
+                   n_jobs: int) -> OptimizeResult:
     xp = np if engine == "numpy" else cupy_or_none()
-    embedding = Embedding(init, P, xp=xp, dof=schedule.dof, repulsion=repulsion)
+    with numba_threads(n_jobs):
+        return _optimize_embedding(Embedding(init, P, xp=xp, dof=schedule.dof, repulsion=repulsion), phases,
+                                   schedule, engine)
+
+
+@contextmanager
+def numba_threads(n_jobs: int) -> Iterator[None]:
+    """numba's parallel loops on ``n_jobs`` threads (-1: all it has) inside the block."""
+    import numba
+
+    before = numba.get_num_threads()
+    wanted = numba.config.NUMBA_NUM_THREADS if n_jobs == -1 else max(1, min(n_jobs, numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(wanted)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
+
+
+def _optimize_embedding(embedding: Embedding, phases: list[Phase], schedule: Schedule, engine: str) -> OptimizeResult:
     with Progress(schedule.n_iter, "t-SNE") as progress:
         def report(iteration: int, kl: float, seconds: float) -> None:
             progress.advance(CALLBACK_EVERY, note=f"KL {kl:.4f}")

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from ..errors import DivergedError
 from ..xp import get_array_module
 
 MIN_BOXES = 50
@@ -280,6 +281,36 @@ def grid_potentials(charges_on_grid, n_nodes: int, spacing: float, dof: float, p
     return xp.ascontiguousarray(potentials[:, :n_nodes, :n_nodes]).reshape(n_charges, -1)
 
 
+def layout_bounds(y):
+    """The lower corner of a layout and the side of a square just larger than it.
+
+    Parameters
+    ----------
+    y : xp.ndarray
+        (N, 2) layout.
+
+    Returns
+    -------
+    lower : xp.ndarray
+        (2,) smallest x and y.
+    side : float
+        The larger of the two extents, times 1 + 1e-9, and at least 1e-9 (a layout
+        at one point).
+
+    Raises
+    ------
+    DivergedError
+        When a coordinate is NaN or infinite: the optimisation diverged.
+    """
+    lower = y.min(axis=0)
+    span = float((y.max(axis=0) - lower).max())
+    if not np.isfinite(span):
+        raise DivergedError("the t-SNE layout diverged (NaN or infinite coordinates)",
+                            "lower `learning_rate` or `early_exaggeration`, or check the affinities for "
+                            "duplicate or extreme vectors")
+    return lower, max(span * (1.0 + 1e-9), 1e-9)
+
+
 def repulsion(y, dof: float = 1.0, n_interpolation_points: int = 3, min_boxes: int = MIN_BOXES,
               max_boxes: int = MAX_BOXES, boxes_per_unit: float = 1.0, use_numba: bool = False):
     """FFT-interpolated repulsive forces and the normalisation Z.
@@ -306,13 +337,16 @@ def repulsion(y, dof: float = 1.0, n_interpolation_points: int = 3, min_boxes: i
         (N, 2) sum_j (1 + d^2/dof)^-(dof+1) (y_i - y_j) / Z.
     Z : float
         sum over i != j of (1 + d_ij^2/dof)^-dof.
+
+    Raises
+    ------
+    DivergedError
+        For a layout that holds NaN or infinite coordinates.
     """
     xp = get_array_module(y)
     p = n_interpolation_points
     n_items = y.shape[0]
-    lower = y.min(axis=0)
-    span = float((y.max(axis=0) - lower).max())
-    span = max(span * (1.0 + 1e-9), 1e-9)
+    lower, span = layout_bounds(y)
     n_boxes = fast_box_count(choose_boxes(span, min_boxes, max_boxes, boxes_per_unit), p)
     n_nodes = n_boxes * p
     spacing = span / n_nodes

@@ -26,10 +26,25 @@ BARNES_HUT_MAX_ITEMS = 125_000
 
 
 def choose_repulsion(method: str, n_items: int, xp=np) -> str:
-    """The repulsion that runs: ``barnes-hut`` (CPU only) or ``fft``.
+    """The repulsion an :class:`Embedding` runs: ``barnes-hut`` (CPU only) or ``fft``.
 
     ``auto`` is ``barnes-hut`` on NumPy below :data:`BARNES_HUT_MAX_ITEMS` items, else
-    ``fft``.
+    ``fft`` (a run resolves its choice once, with its reason, by
+    :func:`tsne_dist.tsne.resolve_repulsion`).
+
+    Parameters
+    ----------
+    method : str
+        ``auto``, ``barnes-hut`` or ``fft``.
+    n_items : int
+        Points in the layout.
+    xp : module
+        The array module of the layout (``numpy`` or ``cupy``).
+
+    Returns
+    -------
+    str
+        ``barnes-hut`` or ``fft``.
 
     Raises
     ------

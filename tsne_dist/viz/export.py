@@ -457,7 +457,7 @@ def _write_data(folder: str, table: pd.DataFrame, high_d: _HighD, second: tuple[
         }
     if metrics is not None:
         manifest["metrics"] = {key: metrics.get(key) for key in ("knn_recall@10", "trustworthiness@10", "engine",
-                                                                  "perplexity", "kl_divergence") if key in metrics}
+                                                                  "repulsion", "perplexity", "kl_divergence") if key in metrics}
     with open(os.path.join(folder, MANIFEST), "w") as handle:
         json.dump(manifest, handle, separators=(",", ":"))
     return manifest
