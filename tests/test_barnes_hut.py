@@ -117,8 +117,8 @@ def test_a_shifted_layout_gets_the_same_forces():
 
 
 def test_auto_repulsion_and_its_errors():
-    assert choose_repulsion("auto", 124_999) == "barnes-hut"
-    assert choose_repulsion("auto", 125_000) == "fft"
+    assert choose_repulsion("auto", 49_999) == "barnes-hut"
+    assert choose_repulsion("auto", 50_000) == "fft"
     assert choose_repulsion("auto", 500, xp=object()) == "fft"  # a GPU array module
     with pytest.raises(ValueError, match="NumPy only"):
         choose_repulsion("barnes-hut", 500, xp=object())

@@ -115,8 +115,8 @@ def test_numpy_engine_matches_opentsne_on_the_same_p_and_init():
 def test_engine_choice_and_the_cli_flag(tmp_path, catalog_files):
     assert choose_engine("auto") == ("numpy", "no usable GPU: our CPU engine")
     assert choose_engine("auto", repulsion="barnes-hut") == ("numpy", "repulsion barnes-hut runs on the CPU")
-    assert resolve_repulsion("auto", "numpy", 124_999)[0] == "barnes-hut"
-    assert resolve_repulsion("auto", "numpy", 125_000)[0] == "fft"
+    assert resolve_repulsion("auto", "numpy", 49_999)[0] == "barnes-hut"
+    assert resolve_repulsion("auto", "numpy", 50_000)[0] == "fft"
     assert resolve_repulsion("auto", "opentsne", 10_000)[0] == "fft"  # openTSNE's own rule
     assert resolve_repulsion("auto", "opentsne", 9_999)[0] == "barnes-hut"
     assert resolve_repulsion("auto", "cupy", 500) == ("fft", "the GPU engine computes repulsion on the FFT grid")

@@ -27,7 +27,7 @@ def test_an_auto_choice_that_resolves_differently_recomputes_the_layout(tmp_path
     resolved = store.run_attrs()["resolved"]
     assert resolved["engine"]["requested"] == "auto" and resolved["engine"]["value"] == "numpy"
     assert resolved["repulsion"] == {"requested": "auto", "value": "barnes-hut",
-                                     "reason": "Barnes-Hut below 125,000 items: the faster on a CPU"}
+                                     "reason": "Barnes-Hut below 50,000 items: the faster on a CPU"}
     assert resolved["knn"]["value"] == "bruteforce" and resolved["k"] == 30
     assert resolved["learning_rate"]["value"] == [50.0, 600.0]  # max(N / exaggeration, 50) per phase
     assert store.run_attrs()["config"]["engine"] == "auto"  # the request is kept as asked

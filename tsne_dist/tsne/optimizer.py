@@ -19,10 +19,12 @@ logger = logging.getLogger("tsne_dist")
 
 Callback = Callable[[int, float, float], None]
 REPULSION_METHODS = ("auto", "barnes-hut", "fft")
-# Below this many items the Barnes-Hut tree beats the FFT grid on 2 cores, at equal or lower KL:
-# 750 iterations took 13 s against 41 s at 20k, 86 s against 92 s at 100k, 198 s against 166 s at
-# 200k (benchmarks/README.md, "bench_engine.py": Barnes-Hut against the FFT grid).
-BARNES_HUT_MAX_ITEMS = 125_000
+# Below this many items the Barnes-Hut tree beats the FFT grid on 2 cores, at equal or lower KL, on
+# both data sets measured: 750 iterations took 11.7 s against 43.5 s on a 20k catalog, 45 s
+# against 50 s on 50k GloVe words; at 100k the tree was still faster on the catalog (80 s against
+# 94 s) but not on GloVe (100 s against 82 s), where the map is one dense blob (benchmarks/README.md,
+# "bench_engine.py": Barnes-Hut against the FFT grid).
+BARNES_HUT_MAX_ITEMS = 50_000
 
 
 def choose_repulsion(method: str, n_items: int, xp=np) -> str:
