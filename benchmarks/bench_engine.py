@@ -1,6 +1,6 @@
 """t-SNE engines on the same P and initialisation: seconds per 50 iterations, total, KL, recall.
 
-    python benchmarks/bench_engine.py --sizes 10000 100000 1000000 --engines numpy opentsne [cupy]
+    python benchmarks/bench_engine.py --sizes 10000 100000 1000000 --engines numpy:fft opentsne [cupy]
     python benchmarks/bench_engine.py --sizes 5000 10000 20000 --engines numpy:barnes-hut numpy:fft opentsne
 
 An engine is ``auto``, ``numpy``, ``cupy`` or ``opentsne``, optionally with our engines'

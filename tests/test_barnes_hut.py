@@ -89,9 +89,10 @@ def test_the_result_does_not_depend_on_the_thread_count():
     np.array([[0.0, 0.0], [1e-300, 0.0], [5.0, 5.0]]),  # closer than the tree resolves: one leaf, summed exactly
     np.array([[3.0, 1.0], [3.0, 1.0 + 1e-12], [3.0, 1.0], [2.0, 7.0]]),
     np.array([[1.0, 2.0], [4.0, 6.0]]),
-], ids=["one-place", "tiny-gap", "near-and-same", "two-points"])
+    np.vstack([np.full((100, 2), 1.5), np.random.default_rng(0).normal(size=(20, 2))]),  # a crowd past LEAF_EXACT
+], ids=["one-place", "tiny-gap", "near-and-same", "two-points", "crowd"])
 def test_degenerate_layouts_are_exact(y):
-    forces, z = repulsion_barnes_hut(y)
+    forces, z = repulsion_barnes_hut(y, theta=0.0)
     exact_forces, exact_z = exact_repulsion(y)
     assert z == pytest.approx(exact_z, rel=1e-12)
     np.testing.assert_allclose(forces, exact_forces, rtol=1e-9, atol=1e-15)
@@ -151,3 +152,17 @@ def test_the_layout_matches_opentsnes_barnes_hut_on_the_same_p_and_init():
     ours_recall = neighbour_quality(vectors, ours.layout).recall
     theirs_recall = neighbour_quality(vectors, np.asarray(theirs)).recall
     assert abs(ours_recall - theirs_recall) < 0.01, (ours_recall, theirs_recall)
+
+
+def test_a_diverged_layout_is_a_one_line_error_and_no_stage_is_marked_done(tmp_path, capsys, catalog_files,
+                                                                          monkeypatch):
+    import tsne_dist.tsne.barnes_hut as barnes_hut
+    from conftest import FAST, done_stages, run_cli
+
+    real = barnes_hut.layout_bounds
+    monkeypatch.setattr(barnes_hut, "layout_bounds", lambda y: real(np.full_like(y, np.nan)))  # as if it blew up
+    out = str(tmp_path / "o")
+    code, _, err = run_cli(capsys, "run", "--vectors", catalog_files["vectors"], "--out", out, "-q", *FAST)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "the t-SNE layout diverged (NaN or infinite coordinates); lower --learning-rate" in err
+    assert "layout" not in done_stages(out) and "affinities" in done_stages(out)

@@ -1,4 +1,4 @@
-"""Our FIt-SNE engine: FFT repulsion vs the exact sum, CPU twins vs the xp code, quality vs openTSNE."""
+"""Our engine: FFT repulsion vs the exact sum, CPU twins vs the xp code, engine and repulsion choice, quality vs openTSNE."""
 
 from __future__ import annotations
 
@@ -159,14 +159,28 @@ def test_barnes_hut_on_a_gpu_host(tmp_path, capsys, catalog_files, monkeypatch):
     assert metrics["resolved"]["engine"]["reason"] == "repulsion barnes-hut runs on the CPU"
 
 
-def test_n_jobs_sets_the_threads_of_our_cpu_engine_and_is_restored():
+def test_n_jobs_sets_the_threads_of_our_cpu_engine_and_is_restored(monkeypatch):
     import numba
 
+    import tsne_dist.tsne.optimizer as optimizer
+    from tsne_dist.tsne import Schedule, optimize_layout
     from tsne_dist.tsne.engine import numba_threads
 
     before = numba.get_num_threads()
-    with numba_threads(1):
-        assert numba.get_num_threads() == 1
-    assert numba.get_num_threads() == before
     with numba_threads(10_000):
         assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS
+    assert numba.get_num_threads() == before
+    seen = []
+    real = optimizer.repulsion_barnes_hut
+
+    def spy(y, dof):
+        seen.append(numba.get_num_threads())
+        return real(y, dof)
+
+    monkeypatch.setattr(optimizer, "repulsion_barnes_hut", spy)
+    vectors, _ = synthetic_catalog(300, 8, n_categories=3, n_subcategories=1, seed=0)
+    knn = nearest_neighbors(vectors, 30, backend="bruteforce")
+    P = joint_probabilities(knn.indices, knn.distances, 10.0)
+    optimize_layout(P, pca_init(vectors, 0), Schedule(n_iter=20, early_exaggeration_iter=10), engine="numpy", n_jobs=1)
+    assert seen and set(seen) == {1}  # every gradient of the run on one thread
+    assert numba.get_num_threads() == before

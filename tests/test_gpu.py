@@ -50,7 +50,7 @@ def test_gradient_on_cupy_equals_numpy(problem):
 def test_optimizer_on_cupy_tracks_numpy(problem):
     vectors, P = problem
     init = pca_init(vectors, 0)
-    cpu = Embedding(init, P, use_numba=False).optimize(100, exaggeration=12, momentum=0.5)
+    cpu = Embedding(init, P, use_numba=False, repulsion="fft").optimize(100, exaggeration=12, momentum=0.5)
     gpu = Embedding(init, P, xp=cp).optimize(100, exaggeration=12, momentum=0.5)
     np.testing.assert_allclose(gpu.layout, cpu.layout, rtol=1e-5, atol=1e-6)
     assert abs(gpu.kl_divergence - cpu.kl_divergence) < 1e-6 * abs(cpu.kl_divergence)

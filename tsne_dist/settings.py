@@ -205,8 +205,8 @@ SETTINGS: tuple[Setting, ...] = (
             details="same seed and input, identical `layout.parquet` on the CPU engines (the CuPy engine sums "
                     "with GPU atomics, so its layouts agree only to rounding); 0 to 2³² - 1"),
     Setting("n_jobs", "int", -1, "threads, -1 for all cores", minimum=-1, excluded=(0,),
-            details="threads for the kNN search and openTSNE (-1: all cores); the numba and FFT code uses every "
-                    "core"),
+            details="threads for the kNN search and the t-SNE layout, ours and openTSNE's (-1: all cores); the "
+                    "other numba steps (affinities, metrics) use every core"),
     Setting("metrics_sample", "int", 5000, "items sampled for recall, trustworthiness and silhouettes",
             group="output", minimum=10),
     # interactions

@@ -96,7 +96,7 @@ def layout_stage(runner: StageRunner) -> None:
         group.attrs.update({"engine": result.engine, "repulsion": result.repulsion, "iterations": schedule.n_iter,
                             "kl_divergence": result.kl_divergence, "kl_history": result.kl_history})
         logger.info("layout: KL divergence %.4f after %d iterations", result.kl_divergence, schedule.n_iter)
-        return {"engine": result.engine, "reason": plan.choices["engine"].reason}
+        return {"engine": result.engine, "repulsion": result.repulsion, "reason": plan.choices["engine"].reason}
 
     runner.stage("layout", params, ("affinities",), compute)
 

@@ -143,11 +143,15 @@ def resolve_repulsion(requested: str, engine: str, n_items: int) -> tuple[str, s
         return requested, "requested"
     if engine == "cupy":
         return "fft", "the GPU engine computes repulsion on the FFT grid"
-    limit = OPENTSNE_BARNES_HUT_MAX_ITEMS if engine == "opentsne" else optimizer.BARNES_HUT_MAX_ITEMS
-    whose = "openTSNE's rule" if engine == "opentsne" else "the faster on a CPU"
-    if n_items < limit:
-        return "barnes-hut", f"Barnes-Hut below {limit:,} items: {whose}"
-    return "fft", f"the FFT grid from {limit:,} items: {whose}"
+    if engine == "opentsne":
+        limit, whose = OPENTSNE_BARNES_HUT_MAX_ITEMS, "openTSNE's rule"
+        method = "barnes-hut" if n_items < limit else "fft"
+    else:
+        limit, whose = optimizer.BARNES_HUT_MAX_ITEMS, "the faster on a CPU"
+        method = optimizer.choose_repulsion("auto", n_items)
+    if method == "barnes-hut":
+        return method, f"Barnes-Hut below {limit:,} items: {whose}"
+    return method, f"the FFT grid from {limit:,} items: {whose}"
 
 
 @dataclass(frozen=True)
@@ -264,7 +268,19 @@ def _optimize_ours(P, init, phases: list[Phase], schedule: Schedule, engine: str
 
 @contextmanager
 def numba_threads(n_jobs: int) -> Iterator[None]:
-    """numba's parallel loops on ``n_jobs`` threads (-1: all it has) inside the block."""
+    """Run numba's parallel loops on ``n_jobs`` threads inside the ``with`` block.
+
+    Parameters
+    ----------
+    n_jobs : int
+        Threads; -1 for all of numba's (``NUMBA_NUM_THREADS``, the cores by default);
+        more than that is capped.
+
+    Yields
+    ------
+    None
+        numba's previous thread count is restored on exit, also after an error.
+    """
     import numba
 
     before = numba.get_num_threads()
