@@ -170,7 +170,8 @@ SETTINGS: tuple[Setting, ...] = (
                     "(`pip install \"tsne-dist[gpu]\"`); `opentsne`: openTSNE's optimiser fed with our "
                     "affinities. `auto` is `cupy` when CuPy sees a GPU (unless `repulsion` is barnes-hut), else `numpy`; "
                     "the engine that ran is recorded"),
-    Setting("repulsion", "text", "auto", "how the repulsive forces are computed", choices=REPULSION_METHODS,
+    Setting("repulsion", "text", "auto", "how the repulsive forces are computed (auto: Barnes-Hut on the CPU "
+            f"below {BARNES_HUT_MAX_ITEMS:,} items, else the FFT grid)", choices=REPULSION_METHODS,
             details="`barnes-hut`: a quadtree (van der Maaten 2014; CPU engines only); `fft`: the FIt-SNE "
                     "interpolation grid (Linderman et al. 2019). `auto` is `barnes-hut` on the CPU below "
                     f"{BARNES_HUT_MAX_ITEMS:,} items (10,000 with `opentsne`, openTSNE's rule) and `fft` from there "
