@@ -46,19 +46,13 @@ from bench_cpu import make_inputs  # noqa: E402  (the same inputs as the in-proc
 # PYTHONDONTWRITEBYTECODE, which makes every process recompile every module it imports).
 CHILD_ENV = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
 OPENTSNE_CHILD = """
-import json, os, sys, time
+import json, sys
 import numpy as np
-from openTSNE import TSNE
-vectors = np.load(sys.argv[1])
-start = time.perf_counter()
-tsne = TSNE(n_jobs=os.cpu_count(), random_state=0)
-embedding = tsne.prepare_initial(vectors)
-prepared = time.perf_counter()
-embedding = embedding.optimize(n_iter=250, exaggeration=12, momentum=0.5, inplace=True)
-embedding = embedding.optimize(n_iter=500, exaggeration=None, momentum=0.8, inplace=True)
-done = time.perf_counter()
+sys.path.insert(0, sys.argv[3])
+from bench_cpu import opentsne_defaults
+embedding, prepare_s, layout_s = opentsne_defaults(np.load(sys.argv[1]))
 np.save(sys.argv[2], np.asarray(embedding))
-print("STAGES " + json.dumps({"prepare": prepared - start, "layout": done - prepared}))
+print("STAGES " + json.dumps({"prepare": prepare_s, "layout": layout_s}))
 """
 
 
@@ -116,7 +110,7 @@ def run_tsne_dist(vectors_path: str, out: str) -> dict:
 def run_opentsne(vectors_path: str, out: str) -> dict:
     os.makedirs(out, exist_ok=True)
     embedding_path = os.path.join(out, "embedding.npy")
-    wall, peak, stdout = timed_child([sys.executable, "-c", OPENTSNE_CHILD, vectors_path, embedding_path])
+    wall, peak, stdout = timed_child([sys.executable, "-c", OPENTSNE_CHILD, vectors_path, embedding_path, HERE])
     stages = json.loads(stdout.split("STAGES ", 1)[1])
     return {"tool": "openTSNE", "wall_s": wall, "peak_rss_mb": peak, "layout": np.load(embedding_path),
             "prepare_s": stages["prepare"], "layout_s": stages["layout"], "stages_s": stages,

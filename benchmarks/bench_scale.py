@@ -76,7 +76,7 @@ def main() -> None:
     print(json.dumps({"mode": args.mode, "n_items": metrics["n_items"], "wall_s": round(wall, 1),
                       "stages_s": metrics["timings"], "peak_rss_mb": round(peak_mb),
                       "stage_peak_memory_mb": metrics.get("peak_memory_mb"), "knn_backend": metrics["knn_backend"],
-                      "engine": metrics["engine"], "recall@10": metrics["knn_recall@10"],
+                      "engine": metrics["engine"], "repulsion": metrics.get("repulsion"), "recall@10": metrics["knn_recall@10"],
                       "trustworthiness@10": metrics["trustworthiness@10"]}))
 
 

@@ -207,7 +207,7 @@ SETTINGS: tuple[Setting, ...] = (
                     "with GPU atomics, so its layouts agree only to rounding); 0 to 2³² - 1"),
     Setting("n_jobs", "int", -1, "threads, -1 for all cores", minimum=-1, excluded=(0,),
             details="threads for the kNN search and the t-SNE layout, ours and openTSNE's (-1: all cores); the "
-                    "other numba steps (affinities, metrics) use every core"),
+                    "other numba steps (affinities, metrics) and the FFT grid's transforms use every core"),
     Setting("metrics_sample", "int", 5000, "items sampled for recall, trustworthiness and silhouettes",
             group="output", minimum=10),
     # interactions

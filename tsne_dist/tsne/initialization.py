@@ -4,7 +4,6 @@ previous map's positions (warm start), with new items at their neighbours' media
 from __future__ import annotations
 
 import logging
-
 from dataclasses import dataclass
 
 import numpy as np
